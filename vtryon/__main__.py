@@ -1,0 +1,3 @@
+from vtryon.cli import main
+
+main()

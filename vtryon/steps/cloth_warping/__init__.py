@@ -1,0 +1,6 @@
+"""05 cloth warping: state.warp applied to garment and mask -> state.warped_garment, state.warped_mask."""
+
+# backend name -> "module:Class"; imported only when a profile picks it
+BACKENDS: dict[str, str] = {
+    "embedded": "vtryon.steps.cloth_warping.embedded:RemapWarping",
+}

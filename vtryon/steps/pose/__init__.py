@@ -1,0 +1,6 @@
+"""02 pose estimation: person photo -> OpenPose-18 keypoints (state.keypoints)."""
+
+# backend name -> "module:Class"; imported only when a profile picks it
+BACKENDS: dict[str, str] = {
+    "embedded": "vtryon.steps.pose.embedded:MediaPipePose",
+}
