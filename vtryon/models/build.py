@@ -82,6 +82,9 @@ def load_into(arch: str, state: Mapping[str, Any], config: Mapping[str, Any], *,
     from vtryon.archs import arch_module
 
     mod = arch_module(arch)
+    direct = getattr(mod, "from_state_dict", None)
+    if direct is not None:  # a library builds and loads it (strictly) itself, e.g. spandrel
+        return direct(state, config).eval()
     model = build_meta(arch, config)
     optional = tuple(getattr(mod, "OPTIONAL_KEYS", DEFAULT_OPTIONAL_SUFFIXES))
     expected = model.state_dict()

@@ -1,0 +1,1 @@
+"""Image and geometry helpers shared by step backends (a step never imports another step)."""
