@@ -13,6 +13,9 @@ Every architecture module named in :data:`ARCHITECTURES` provides:
   for architectures whose released file names differ (OpenPose's Caffe layer names).
 - optionally ``OPTIONAL_KEYS: tuple[str, ...]`` suffixes (``num_batches_tracked``) that a
   file may lack.
+- optionally ``example_input(config) -> Tensor | tuple | dict``: a small input (batch 1, a
+  few dozen pixels where the network allows) for ``vtryon verify-models --deep``, which runs
+  one forward pass with it (a tuple is passed as positional, a dict as keyword arguments).
 
 A registry value ``"pkg.module:attr"`` names an object inside the module (a class or
 namespace with the same functions), for modules that define several architectures.

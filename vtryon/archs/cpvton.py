@@ -41,6 +41,18 @@ def tps_control_points(grid_size: int, extent: float) -> tuple[torch.Tensor, tor
     return p_x, p_y
 
 
+def control_point_pairs(theta: Any, grid_size: int, extent: float) -> tuple[Any, Any]:
+    """(P, Q = P + theta) as numpy (N, 2) (x, y): where each control point sits in the output
+    grid's normalised space, and where it samples the input."""
+    import numpy as np
+
+    c = np.linspace(-extent, extent, grid_size)
+    p = np.stack([np.repeat(c, grid_size), np.tile(c, grid_size)], 1)
+    n = grid_size * grid_size
+    theta = np.asarray(theta, np.float64)
+    return p, p + np.stack([theta[:n], theta[n:]], 1)
+
+
 def _tps_kernel(d2: torch.Tensor) -> torch.Tensor:
     """U(r) = r^2 log r^2, with r^2 = 0 mapped to 1 (so U = 0) as the original does."""
     d2 = torch.where(d2 == 0, torch.ones_like(d2), d2)

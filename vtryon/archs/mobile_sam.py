@@ -3,9 +3,10 @@ of Segment Anything's prompt encoder and mask decoder.
 
 The prompt encoder, mask decoder and ``Sam`` wrapper come from the ``segment-anything``
 package (MobileSAM ships identical copies). TinyViT is written here because no maintained
-package loads ``mobile_sam.pt``: the PyPI mirrors of MobileSAM hard-code the 1024-pixel token
-grid and the last-stage width (320) and pull timm in undeclared. Tensor names are the released
-ones (``image_encoder.layers.2.blocks.0.attn.attention_biases`` ...); widths, heads, windows
+package builds it from a checkpoint: the PyPI packages that ship MobileSAM's code
+(mobilesam-mirror 1.0.0, mobilesam-lite 0.1.2, unofficial one-person copies) hard-code the
+1024-pixel token grid and the last-stage width (320), import timm without declaring it, and
+the latter vendors AGPL ultralytics. Tensor names are the released ones (``image_encoder.layers.2.blocks.0.attn.attention_biases`` ...); widths, heads, windows
 and block counts are read from shapes.
 
 Differences from the original that do not change results:
@@ -24,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,7 +86,8 @@ class PatchMerging(nn.Module):
         return self.conv3(F.gelu(self.conv2(F.gelu(self.conv1(x)))))
 
 
-def _window_offsets(window: int) -> tuple[int, list[int]]:
+@lru_cache(maxsize=None)
+def _window_offsets(window: int) -> tuple[int, tuple[int, ...]]:
     """(number of distinct |dy|,|dx| offsets, index of each token pair's offset) in a window,
     in the original's first-seen order."""
     points = list(itertools.product(range(window), range(window)))
@@ -94,7 +97,7 @@ def _window_offsets(window: int) -> tuple[int, list[int]]:
         for p2 in points:
             off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
             idxs.append(seen.setdefault(off, len(seen)))
-    return len(seen), idxs
+    return len(seen), tuple(idxs)
 
 
 class Attention(nn.Module):

@@ -35,7 +35,9 @@ OPTIONAL_KEYS: tuple[str, ...] = ()  # ABN modules have no num_batches_tracked
 class InPlaceABN(nn.Module):
     """Inference form of InPlaceABNSync: |weight|+eps scale, then leaky_relu unless ``activation='none'``."""
 
-    def __init__(self, num_features: int, activation: str = "leaky_relu", slope: float = 0.01, eps: float = 1e-5) -> None:
+    def __init__(
+        self, num_features: int, activation: str = "leaky_relu", slope: float = 0.01, eps: float = 1e-5
+    ) -> None:
         super().__init__()
         if activation not in ("leaky_relu", "none"):
             raise ValueError(f"unsupported ABN activation {activation!r}")
@@ -64,12 +66,16 @@ def _plain_bn(num_features: int) -> InPlaceABN:
     return InPlaceABN(num_features, activation="none")
 
 
-def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, padding: int = 0, dilation: int = 1, bias: bool = False) -> nn.Conv2d:
+def _conv(
+    cin: int, cout: int, k: int = 1, stride: int = 1, padding: int = 0, dilation: int = 1, bias: bool = False
+) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride=stride, padding=padding, dilation=dilation, bias=bias)
 
 
 class Bottleneck(nn.Module):
-    def __init__(self, cin: int, planes: int, cout: int, stride: int = 1, dilation: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, cin: int, planes: int, cout: int, stride: int = 1, dilation: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = _conv(cin, planes)
         self.bn1 = _plain_bn(planes)
@@ -170,7 +176,8 @@ class SCHP(nn.Module):
         edge_mid, edge_out = int(config["edge_mid"]), int(config["edge_out"])
         self.edge = EdgeModule((outs[0], outs[1], outs[2]), edge_mid, edge_out)
         dec_out = int(config["decoder_out"])
-        self.decoder = DecoderModule(psp, outs[0], int(config["decoder_mid"]), int(config["decoder_low"]), dec_out, ncls)
+        mid, low = int(config["decoder_mid"]), int(config["decoder_low"])
+        self.decoder = DecoderModule(psp, outs[0], mid, low, dec_out, ncls)
         fusion = int(config["fusion_mid"])
         self.fushion = nn.Sequential(  # sic: the released name
             _conv(dec_out + 3 * edge_mid, fusion), InPlaceABN(fusion), nn.Dropout2d(0.1), _conv(fusion, ncls, bias=True)

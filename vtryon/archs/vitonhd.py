@@ -131,10 +131,21 @@ class SNConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
         self.register_buffer("weight_u", torch.empty(cout))
         self.register_buffer("weight_v", torch.empty(cin * kernel * kernel))
-        if not self.weight_orig.is_meta:
+        if not self.weight_orig.is_meta:  # a fresh layer (tests): u, v as training would leave them
             nn.init.kaiming_uniform_(self.weight_orig, a=5**0.5)
-            nn.init.normal_(self.weight_u)
-            nn.init.normal_(self.weight_v)
+            self.power_iteration(15)
+
+    @torch.no_grad()
+    def power_iteration(self, steps: int) -> None:
+        """Set ``weight_u``/``weight_v`` to the leading singular vectors of ``weight_orig`` (approx.)."""
+        w = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
+        v = F.normalize(torch.ones(w.shape[1], dtype=w.dtype), dim=0)
+        u = F.normalize(w @ v, dim=0)
+        for _ in range(steps):
+            v = F.normalize(w.T @ u, dim=0)
+            u = F.normalize(w @ v, dim=0)
+        self.weight_u.copy_(u)
+        self.weight_v.copy_(v)
 
     def weight(self) -> torch.Tensor:
         w = self.weight_orig

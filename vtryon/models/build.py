@@ -32,7 +32,16 @@ def resolve_config(arch: str, state: Mapping[str, Any], config: Mapping[str, Any
     from vtryon.archs import arch_module
 
     mod = arch_module(arch)
-    inferred = dict(mod.config_from_state_dict(state))
+    try:
+        inferred = dict(mod.config_from_state_dict(state))
+    except Exception as exc:  # tensors of another layout: say so instead of a KeyError
+        if config:  # the manifest fixes the config: the strict check will list what differs
+            return dict(config)
+        raise CheckpointMismatch(
+            f"the tensors do not fit architecture {arch!r}: its config cannot be read from them "
+            f"({type(exc).__name__}: {exc})",
+            hint="is it the right file for this model? `vtryon verify-models` checks every installed file",
+        ) from None
     inferred.update(config or {})
     return inferred
 

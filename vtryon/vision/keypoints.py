@@ -1,5 +1,5 @@
 """Keypoint helpers shared by the pose backends: COCO-17 -> OpenPose-18, the top-down person
-crop (HRNet's centre/scale affine), heatmap decoding, the flip test, and skeleton drawing.
+crop (HRNet's centre/scale affine), heatmap decoding and the flip test.
 
 The crop and decoding follow leoxiaobin/deep-high-resolution-net.pytorch (``_xywh2cs``,
 ``get_affine_transform`` without rotation, ``get_final_preds``, ``flip_back``).
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vtryon.state import OPENPOSE18, OPENPOSE18_LIMBS, Keypoints
+from vtryon.state import OPENPOSE18, Keypoints
 
 COCO17: tuple[str, ...] = (
     "nose", "l-eye", "r-eye", "l-ear", "r-ear", "l-shoulder", "r-shoulder", "l-elbow", "r-elbow",
@@ -147,29 +147,3 @@ def heatmaps_to_image(heatmaps: np.ndarray, center: np.ndarray, scale: np.ndarra
     coords, maxvals = heatmap_peaks(heatmaps)
     h, w = heatmaps.shape[1:]
     return transform_points(coords, crop_matrix(center, scale, (w, h), inverse=True)).astype(np.float32), maxvals
-
-
-# ---------------------------------------------------------------- drawing
-
-# OpenPose's limb colours (RGB), one per OPENPOSE18_LIMBS entry
-_COLORS = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
-    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
-    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
-)
-
-
-def draw_skeleton(image: np.ndarray, kp: Keypoints, min_conf: float = 0.05) -> np.ndarray:
-    """The RGB photo with the OpenPose-18 skeleton drawn on it (points below ``min_conf`` left out)."""
-    import cv2
-
-    canvas = np.ascontiguousarray(image.copy())
-    thick = max(2, round(max(canvas.shape[:2]) / 256))
-    ok = kp.conf >= min_conf
-    pts = [(int(round(x)), int(round(y))) for x, y in kp.xy]
-    for k, (a, b) in enumerate(OPENPOSE18_LIMBS):
-        if ok[a] and ok[b]:
-            cv2.line(canvas, pts[a], pts[b], _COLORS[k % len(_COLORS)], thick, cv2.LINE_AA)
-    for i in np.flatnonzero(ok):
-        cv2.circle(canvas, pts[i], thick + 2, _COLORS[i % len(_COLORS)], -1, cv2.LINE_AA)
-    return canvas

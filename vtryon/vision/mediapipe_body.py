@@ -6,7 +6,10 @@ The result is computed once per image and shared by steps 01 and 02 through the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,16 +49,28 @@ class BodyObservation:
         return self.pose_xy is not None
 
 
-def _quiet_logs() -> None:
-    # MediaPipe and TFLite print start-up chatter on stderr; keep the terminal for our output.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """MediaPipe's C++ core logs warnings straight to file descriptor 2 (absl ignores the
+    GLOG variables); hide them so the terminal shows only vtryon's own output. VTRYON_DEBUG=1
+    or --debug keeps them."""
+    if os.environ.get("VTRYON_DEBUG") == "1" or "--debug" in sys.argv:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @lru_cache(maxsize=1)
 def _models() -> dict[str, Any]:
     """Build the MediaPipe graphs once per process (they are reused across images)."""
-    _quiet_logs()
     try:
         import mediapipe as mp
     except ImportError as exc:  # pragma: no cover - a broken install
@@ -74,6 +89,11 @@ def _models() -> dict[str, Any]:
 
 def observe(image: np.ndarray) -> BodyObservation:
     """Run pose, segmentation, face mesh and hands on an RGB uint8 image."""
+    with _quiet_native_stderr():
+        return _observe(image)
+
+
+def _observe(image: np.ndarray) -> BodyObservation:
     import cv2
 
     h, w = image.shape[:2]

@@ -3,4 +3,5 @@
 # backend name -> "module:Class"; imported only when a profile picks it
 BACKENDS: dict[str, str] = {
     "embedded": "vtryon.steps.cloth_warping.embedded:RemapWarping",
+    "tps+raft": "vtryon.steps.cloth_warping.raft_refine:RaftRefinedWarping",
 }

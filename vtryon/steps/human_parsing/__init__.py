@@ -3,4 +3,8 @@
 # backend name -> "module:Class"; imported only when a profile picks it
 BACKENDS: dict[str, str] = {
     "embedded": "vtryon.steps.human_parsing.embedded:EmbeddedParsing",
+    "deeplab-person": "vtryon.steps.human_parsing.deeplab_person:DeepLabPerson",
+    "schp-lip": "vtryon.steps.human_parsing.schp:SCHPLip",
+    "schp-atr": "vtryon.steps.human_parsing.schp:SCHPAtr",
+    "graphonomy": "vtryon.steps.human_parsing.graphonomy:GraphonomyParsing",
 }

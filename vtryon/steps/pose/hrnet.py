@@ -67,11 +67,11 @@ class _HRNetPose(Backend):
         state.keypoints = estimate(model, state.person, person_box(state), self.input_wh)
 
     def pictures(self, state: TryOnState) -> dict[str, Any]:
-        from vtryon.vision.keypoints import draw_skeleton
+        from vtryon.visualize import draw_skeleton
 
         if state.keypoints is None:
             return {}
-        return {"skeleton": draw_skeleton(state.person, state.keypoints)}
+        return {"pose": draw_skeleton(state.person, state.keypoints)}
 
 
 class HRNetW32(_HRNetPose):

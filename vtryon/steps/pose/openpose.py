@@ -236,8 +236,8 @@ class OpenPoseBody(Backend):
         state.aux["pose_people_found"] = n_people
 
     def pictures(self, state: TryOnState) -> dict[str, Any]:
-        from vtryon.vision.keypoints import draw_skeleton
+        from vtryon.visualize import draw_skeleton
 
         if state.keypoints is None:
             return {}
-        return {"skeleton": draw_skeleton(state.person, state.keypoints)}
+        return {"pose": draw_skeleton(state.person, state.keypoints)}

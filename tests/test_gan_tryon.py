@@ -1,0 +1,316 @@
+"""GAN try-on chains (CP-VTON, VITON-HD) and the RAFT refinement: inputs, networks, backends, end to end.
+
+The networks' numerics are proven by tests/test_reference.py (fixtures of the original code).
+Here: the inputs are built as the originals build them; the backends turn network outputs
+into photo-size results; and the chains run from two real photos through the pipeline with
+full-size random-weight checkpoints in their released layouts, registered through an extra
+manifest in a temporary models folder (nothing is downloaded: sockets are closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference_support import SHARED, load_layout
+
+torch = pytest.importorskip("torch")
+
+from vtryon.state import Keypoints, OPENPOSE18  # noqa: E402
+from vtryon.vision import tryon_inputs as ti  # noqa: E402
+
+PERSON = SHARED / "images" / "person" / "01008_00.jpg"
+GARMENT = SHARED / "images" / "garment" / "00055_00.jpg"
+PERSON_WIDE = SHARED / "images" / "person" / "model_5.png"
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+
+
+def write_random_checkpoints(ids: list[str], models_dir: Path) -> Path:
+    """Full-size random-weight checkpoints in each id's released layout (names, shapes, wrapper),
+    at ``<models_dir>/<id>/<file>``, and an extra manifest registering them with size and sha256."""
+    from vtryon.archs import arch_module
+    from vtryon.models.build import module_state_dict, resolve_config
+    from vtryon.models.manifest import builtin_manifest
+
+    manifest = builtin_manifest()
+    tables = []
+    for mid in ids:
+        entry = manifest[mid]
+        layout = load_layout(mid)["tensors"]
+        file_key = module_state_dict(entry.arch, {k: k for k in layout}, entry.wrapper)  # module key -> file key
+        meta = {mk: torch.empty(layout[fk], device="meta") for mk, fk in file_key.items()}
+        config = resolve_config(entry.arch, meta, entry.config)
+        torch.manual_seed(0)
+        module_sd = arch_module(entry.arch).build(config).state_dict()
+        module_of = {fk: mk for mk, fk in file_key.items()}
+        released = {}
+        for fk in layout:  # a key the renaming drops is an alias of another (RAFT's norm3)
+            released[fk] = module_sd[module_of.get(fk) or module_of[fk.replace(".norm3.", ".downsample.1.")]].clone()
+        path = models_dir / mid / entry.file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(released, path)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        wrapper = json.dumps(entry.raw.get("wrapper", {})).replace('": ', '" = ')
+        tables.append(
+            f'[models.{mid}]\nstep = "{entry.step}"\narch = "{entry.arch}"\nfile = "{entry.file}"\n'
+            f"wrapper = {wrapper}\nsize = {path.stat().st_size}\nsha256 = \"{sha}\"\n"
+        )
+    extra = models_dir / "random-weights.toml"
+    extra.write_text("\n".join(tables), encoding="utf-8")
+    return extra
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection attempt fails the test: the chains must download nothing."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _kp(points: dict[str, tuple[float, float]]) -> Keypoints:
+    xy = np.zeros((18, 2), np.float32)
+    conf = np.zeros(18, np.float32)
+    for name, p in points.items():
+        i = OPENPOSE18.index(name)
+        xy[i], conf[i] = p, 1.0
+    return Keypoints(xy, conf)
+
+
+# ----------------------------------------------------------------------------------------
+# inputs, as the originals build them
+# ----------------------------------------------------------------------------------------
+
+
+def test_frame_maps_points_both_ways_and_takes_a_3x4_photo_whole() -> None:
+    parse = np.zeros((1024, 768), np.uint8)
+    parse[100:1000, 200:560] = 5
+    frame = ti.person_frame(parse, (256, 192))
+    assert (frame.x0, frame.y0, frame.w, frame.h) == (0, 0, 768, 1024)
+    pts = np.array([[0.0, 0.0], [767.0, 1023.0], [300.5, 17.25]])
+    np.testing.assert_allclose(frame.to_image(frame.to_network(pts)), pts, atol=1e-9)
+    # a wide photo: the 3:4 box stays inside it and covers the person
+    wide = np.zeros((600, 1200), np.uint8)
+    wide[50:580, 500:700] = 14
+    f2 = ti.person_frame(wide, (256, 192))
+    assert f2.w * 4 == pytest.approx(f2.h * 3, abs=4) and 0 <= f2.y0 and f2.y0 + f2.h <= 600
+    assert f2.x0 <= 500 and f2.x0 + f2.w >= 700
+    crop = f2.crop(np.dstack([wide] * 3), fill=(255, 255, 255))
+    assert crop.shape == (256, 192, 3)
+
+
+def test_cpvton_agnostic_channels() -> None:
+    parse = np.zeros((256, 192), np.uint8)
+    parse[20:60, 80:112] = 13  # face
+    parse[60:200, 60:132] = 5  # upper clothes
+    person = np.full((256, 192, 3), 200, np.uint8)
+    kp = _kp({"nose": (96, 40), "neck": (96, 64), "r-shoulder": (1, 70)})  # x <= 1: not drawn
+    frame = ti.Frame(0, 0, 192, 256, (256, 192))
+    xy, present = ti.keypoints_in_frame(kp, frame)
+    agn = ti.cpvton_agnostic(person, parse, xy, present)
+    stack = agn.stack()
+    assert stack.shape == (22, 256, 192) and stack.dtype == np.float32
+    assert stack.min() >= -1 and stack.max() <= 1
+    # body shape: parse > 0 through 12x16 and back, blurred (not binary), -1 far from the body
+    assert agn.shape[0, 0] == -1 and agn.shape[128, 96] > 0.5 and ((agn.shape > -0.99) & (agn.shape < 0.99)).any()
+    # head: RGB where face, -1 elsewhere
+    assert np.allclose(agn.head[:, 40, 96], 200 / 127.5 - 1) and np.all(agn.head[:, 128, 96] == -1)
+    # pose: an 11x11 square of +1 per drawn keypoint, none for missing or x <= 1
+    assert (agn.pose[0] == 1).sum() == 121 and agn.pose[0, 40, 96] == 1 and agn.pose[0, 40, 102] == -1
+    assert (agn.pose[2] == 1).sum() == 0 and (agn.pose[5] == 1).sum() == 0
+
+
+def test_vitonhd_label_merges_cover_every_lip_label_once() -> None:
+    lip = np.arange(20, dtype=np.uint8)[None].repeat(2, 0)
+    onehot = ti.merge_labels(lip, ti.VITONHD_13_FROM_LIP)
+    assert onehot.shape == (13, 2, 20) and np.all(onehot.sum(0) == 1)
+    assert onehot[0, 0, 10] == 1 and onehot[12, 0, 3] == 1 and onehot[12, 0, 11] == 1 and onehot[3, 0, 6] == 1
+    labels13 = np.arange(13, dtype=np.uint8)[None]
+    seven = ti.merge_labels(labels13, ti.VITONHD_7_FROM_13)
+    assert np.all(seven.sum(0) == 1) and seven[1, 0, 2] == 1 and seven[2, 0, 3] == 1 and seven[6, 0, 12] == 1
+
+
+def _upper_body(size: tuple[int, int] = (1024, 768)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w = size
+    parse = np.zeros(size, np.uint8)
+    parse[80:250, 300:470] = 13  # face
+    parse[250:700, 250:520] = 5  # upper clothes
+    parse[260:700, 520:600] = 14  # the person's left arm: on the image right, as LIP labels it
+    parse[260:700, 170:250] = 15
+    parse[700:1000, 260:510] = 9  # pants
+    image = np.full(size + (3,), 230, np.uint8)
+    image[parse == 13] = (200, 150, 120)
+    image[parse == 5] = (20, 40, 200)
+    pose = np.zeros((25, 2))
+    for i, p in {1: (385, 260), 2: (280, 270), 3: (210, 450), 4: (210, 620), 5: (490, 270), 6: (560, 450),
+                 7: (560, 620), 9: (320, 690), 12: (450, 690), 0: (385, 160)}.items():
+        pose[i] = p
+    return parse, image, pose
+
+
+def test_vitonhd_parse_agnostic_removes_garment_arms_and_neck() -> None:
+    parse, _, pose = _upper_body()
+    parse[250:256, 360:410] = 10  # VITON-HD's parser puts the neck on label 10
+    agn = ti.vitonhd_parse_agnostic(parse, pose)
+    assert not np.isin(agn, (5, 6, 7, 10)).any()
+    assert (agn[80:250, 300:470] == 13).all() and (agn[700:1000, 260:510] == 9).all()
+    # upper arms near the pose lines are removed, hands far below the wrist-radius are kept
+    assert agn[450, 210] == 0 and agn[450, 560] == 0
+    assert agn[690, 560] == 14 and agn[690, 210] == 15  # 70 px below the wrists, beyond their 40 px disks
+
+
+def test_vitonhd_img_agnostic_greys_torso_keeps_head_and_lower_body() -> None:
+    parse, image, pose = _upper_body()
+    agn = ti.vitonhd_img_agnostic(image, parse, pose)
+    assert tuple(agn[450, 385]) == (128, 128, 128)  # torso
+    assert tuple(agn[450, 210]) == (128, 128, 128)  # along the arm
+    assert (agn[parse == 13] == image[parse == 13]).all() and (agn[parse == 9] == image[parse == 9]).all()
+    assert tuple(agn[20, 20]) == (230, 230, 230)  # background far from the body
+
+
+def test_openpose_rendering_matches_openpose_colours_and_widths() -> None:
+    _, _, pose = _upper_body()
+    conf = (np.abs(pose).sum(1) > 0).astype(np.float32)
+    img = ti.render_openpose_body25(pose, conf, (1024, 768))
+    assert img.shape == (1024, 768, 3) and tuple(img[5, 5]) == (0, 0, 0)
+    # limb 3-4 (right elbow-wrist) is drawn in keypoint 4's colour, (255, 255, 0)
+    assert tuple(img[535, 210]) == (255, 255, 0)
+    # limb 6-7 in keypoint 7's colour (0, 255, 0); the line is round(ratio * 0.75) wide
+    assert tuple(img[535, 560]) == (0, 255, 0)
+    ratio = min(1.0, max(280 / 768, 530 / 1024))
+    thick = max(int(round(np.sqrt(768 * 1024) / 75 * ratio)), 2)
+    width = int((img[535, :, 1] == 255).sum() - (img[535, :, 0] == 255).sum())  # green-only pixels of limb 6-7
+    assert abs(width - max(1, round(thick * 0.75))) <= 1
+
+
+def test_binary_noise_is_seeded_and_about_16_percent_ones() -> None:
+    a = ti.binary_noise((1, 256, 192), np.random.default_rng(3))
+    b = ti.binary_noise((1, 256, 192), np.random.default_rng(3))
+    assert set(np.unique(a)) <= {0.0, 1.0} and np.array_equal(a, b)
+    assert 0.14 < a.mean() < 0.18
+
+
+# ----------------------------------------------------------------------------------------
+# networks: the parts the fixtures do not exercise
+# ----------------------------------------------------------------------------------------
+
+
+def test_tps_with_zero_theta_is_the_identity_grid() -> None:
+    from vtryon.archs.cpvton import tps_grid
+
+    for extent in (1.0, 0.9):
+        grid = tps_grid(torch.zeros(1, 50), 16, 12, 5, extent)[0]
+        assert torch.allclose(grid[..., 0], torch.linspace(-extent, extent, 12).expand(16, 12), atol=1e-5)
+        assert torch.allclose(grid[..., 1], torch.linspace(-extent, extent, 16)[:, None].expand(16, 12), atol=1e-5)
+
+
+def test_gmm_grid_becomes_a_photo_size_map_into_garment_pixels() -> None:
+    from vtryon.archs.cpvton import tps_grid
+
+    grid = tps_grid(torch.zeros(1, 50), 256, 192, 5, 1.0)[0].numpy()
+    person = ti.Frame(100, 50, 384, 512, (256, 192))
+    garment = ti.Frame(0, 0, 768, 1024, (256, 192))
+    map_net = garment.to_image(ti.grid_to_pixels(grid, (256, 192), align_corners=True))
+    map_xy = ti.network_map_to_person(map_net, person, (600, 500))
+    assert map_xy.shape == (600, 500, 2) and map_xy.dtype == np.float32
+    assert (map_xy[:50] == ti.OUTSIDE).all() and (map_xy[:, :100] == ti.OUTSIDE).all()
+    # identity TPS: the person box's centre samples the garment box's centre
+    np.testing.assert_allclose(map_xy[50 + 256, 100 + 192], (383.5, 511.5), atol=3.0)
+
+
+def test_alias_noise_is_one_seeded_map_scaled_per_channel_and_switchable() -> None:
+    import torch.nn.functional as F
+
+    from vtryon.archs.vitonhd import ALIASNorm, NoiseSource
+
+    torch.manual_seed(0)
+    norm = ALIASNorm(4, 8, mask_norm=True).eval()
+    norm.noise_scale.data = torch.tensor([0.0, 0.5, 1.0, 2.0])
+    x, seg = torch.randn(1, 4, 16, 12), torch.rand(1, 8, 16, 12)
+    mask = (torch.rand(1, 1, 16, 12) > 0.5).float()
+    with torch.no_grad():
+        off = norm(x, seg, mask, NoiseSource(enabled=False))
+        a = norm(x, seg, mask, NoiseSource(torch.Generator().manual_seed(1)))
+        b = norm(x, seg, mask, NoiseSource(torch.Generator().manual_seed(1)))
+        c = norm(x, seg, mask, NoiseSource(torch.Generator().manual_seed(2)))
+        # the original: noise = (randn(b, w, h, 1) * noise_scale).transpose(1, 3), added before the norm
+        z = torch.randn(1, 12, 16, 1, generator=torch.Generator().manual_seed(1))
+        expected = norm(x + (z * norm.noise_scale).transpose(1, 3), seg, mask, NoiseSource(enabled=False))
+    assert torch.equal(a, b) and not torch.equal(a, c) and torch.allclose(a, expected, atol=1e-6)
+    assert torch.equal(a[:, 0], off[:, 0]) and not torch.equal(a[:, 3], off[:, 3])  # scale 0: no noise
+    assert not torch.equal(F.instance_norm(x), off)  # the mask norm is not a plain instance norm
+
+
+def test_raft_released_names_map_onto_torchvision_and_drop_the_norm3_alias() -> None:
+    from vtryon.archs.raft import released_to_module_keys
+
+    keys = load_layout("raft_things")["tensors"]
+    mapped = released_to_module_keys({k[len("module."):]: k for k in keys})
+    assert "context_encoder.layer2.0.downsample.1.weight" in mapped
+    assert not any("norm3" in k for k in mapped)
+    assert mapped["update_block.recurrent_block.convgru2.convq.weight"] == "module.update_block.gru.convq2.weight"
+    assert mapped["mask_predictor.conv.bias"] == "module.update_block.mask.2.bias"
+    assert mapped["feature_encoder.convnormrelu.0.weight"] == "module.fnet.conv1.weight"
+
+
+def test_raft_refines_a_shifted_silhouette() -> None:
+    """Random weights give no meaningful flow; this checks shapes, units and the composed map."""
+    from vtryon.archs.raft import build
+    from vtryon.steps.cloth_warping.raft_refine import flow_between, textured_silhouette
+
+    torch.manual_seed(0)
+    model = build({}).eval()
+    mask = np.zeros((200, 150), bool)
+    mask[40:160, 30:110] = True
+    im1 = textured_silhouette(mask, 20.0)
+    im2 = textured_silhouette(np.roll(mask, 6, axis=1), 20.0)
+    flow = flow_between(model, im1, im2, iters=2, long_side=160)
+    assert flow.shape == (200, 150, 2) and np.isfinite(flow).all()
+
+
+# ----------------------------------------------------------------------------------------
+# end to end
+# ----------------------------------------------------------------------------------------
+
+
+def test_cp_vton_runs_end_to_end_from_two_photos(tmp_path: Path, no_network: None) -> None:
+    from typer.testing import CliRunner
+
+    from vtryon.cli import app
+    from vtryon.imageio import load_image
+
+    models = tmp_path / "models"
+    extra = write_random_checkpoints(["cpvton_gmm", "cpvton_tom"], models)
+    out = tmp_path / "result.png"
+    steps = tmp_path / "steps"
+    result = CliRunner().invoke(app, [
+        "run", str(PERSON), str(GARMENT), "--profile", "cp-vton", "-o", str(out), "--save-steps", str(steps),
+        "--models-dir", str(models), "--manifest", str(extra), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert [s["status"] for s in summary["steps"]] == ["ran"] * 8
+    person = load_image(PERSON)
+    image = load_image(out)
+    assert image.shape == person.shape
+    names = {p.name for p in steps.glob("*.png")}
+    for expected in ("04_cpvton_pose_maps.png", "04_warp_grid.png", "05_warped_garment.png", "06_tom_try-on_256x192.png"):
+        assert expected in names, sorted(names)
+    # outside the repainted region the photo is untouched
+    changed = np.abs(image.astype(int) - person.astype(int)).sum(-1) > 0
+    assert changed.any() and not changed[:40].any()
+    assert sorted(p.name for p in models.iterdir()) == ["cpvton_gmm", "cpvton_tom", "random-weights.toml", "vtryon.lock.json"] or \
+        {"cpvton_gmm", "cpvton_tom"} <= {p.name for p in models.iterdir()}

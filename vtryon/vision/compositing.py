@@ -1,0 +1,182 @@
+"""Put a warped upper garment on the person (step 06's image work).
+
+1. Layering: hair and face stay in front of the garment; arms stay in front of its torso
+   part but go under its sleeves.
+2. The old top is removed where the new one does not cover it: skin is painted where
+   a body is (arms, midriff), the background is inpainted elsewhere.
+3. The new garment carries the person's shading: the low-frequency luminance of the old
+   top (folds, shadows, the light falling on the body), with prints and fine texture
+   suppressed by a median filter before the blur.
+4. Edges are feathered over a pixel or two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vtryon.state import LIP
+from vtryon.vision.garment_landmarks import SLEEVE_L, SLEEVE_R, TORSO
+from vtryon.vision.masks import capsule, disk, feather
+
+OLD_TOP_LABELS = (LIP["upper-clothes"], LIP["coat"])
+SHADING_RANGE = (0.72, 1.18)
+SHADING_STRENGTH = 0.75
+
+
+@dataclass
+class Composite:
+    image: np.ndarray  # RGB uint8
+    garment_alpha: np.ndarray  # float32 [0, 1], where the new garment shows
+    filled: np.ndarray  # bool, old-top pixels repainted as skin or background
+    changed: np.ndarray  # bool, every pixel that may differ from the person photo
+
+
+def _shading(person: np.ndarray, regions: list[np.ndarray], scale: float) -> np.ndarray:
+    """Relative luminance (~1.0 on average) of the person, smooth, computed within each region
+    separately (a black top next to bare skin must not read as a shadow)."""
+    h, w = person.shape[:2]
+    f = 0.5  # computed at half size: the result is smooth anyway
+    small = cv2.resize(person, (int(w * f), int(h * f)), interpolation=cv2.INTER_AREA)
+    lum = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 0]
+    k = int(max(3, round(scale * f * 0.012)) // 2 * 2 + 1)
+    med = cv2.medianBlur(lum, min(k, 15)).astype(np.float32) + 1.0  # suppress prints and texture
+    s1 = max(1.0, scale * f * 0.006)
+    s2 = max(4.0, scale * f * 0.06)
+    out = np.ones(med.shape, np.float32)
+    for region in regions:
+        r = cv2.resize(region.astype(np.uint8), (med.shape[1], med.shape[0]), interpolation=cv2.INTER_NEAREST).astype(np.float32)
+        if r.sum() < 50:
+            continue
+        # normalised convolutions: averages over the region only
+        fine = cv2.GaussianBlur(med * r, (0, 0), s1) / (cv2.GaussianBlur(r, (0, 0), s1) + 1e-3)
+        coarse = cv2.GaussianBlur(med * r, (0, 0), s2) / (cv2.GaussianBlur(r, (0, 0), s2) + 1e-3)
+        ratio = np.clip(fine / np.maximum(coarse, 1.0), *SHADING_RANGE)
+        inside = r > 0
+        out[inside] = 1.0 + (ratio[inside] - 1.0) * SHADING_STRENGTH
+    out = cv2.GaussianBlur(out, (0, 0), s1)
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _skin_colour(person: np.ndarray, skin: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Median skin colour (RGB float) of skin pixels, preferring those near ``near``."""
+    zone = cv2.dilate(near.astype(np.uint8), disk(max(3, person.shape[0] // 12))).astype(bool)
+    sel = skin & zone
+    if sel.sum() < 200:
+        sel = skin
+    if sel.sum() < 50:
+        return np.array([205.0, 160.0, 135.0])
+    return np.median(person[sel].astype(np.float32), axis=0)
+
+
+def _paint_skin(image: np.ndarray, hole: np.ndarray, skin: np.ndarray, colour: np.ndarray, shade: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` with skin grown in from the real skin around it.
+
+    Non-skin pixels on the hole's rim are first set to the person's skin colour, so the
+    inpainting draws only skin tones; the old top's shading then gives the skin some form.
+    """
+    h, w = hole.shape
+    f = 0.5
+    size = (int(w * f), int(h * f))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    hm = cv2.resize(hole.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    sk = cv2.resize(skin.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    rim = cv2.dilate(hm.astype(np.uint8), disk(4)).astype(bool) & ~hm & ~sk
+    small[rim] = colour
+    small[hm] = colour
+    filled = cv2.inpaint(np.clip(small, 0, 255).astype(np.uint8), cv2.dilate(hm.astype(np.uint8), disk(1)), 9, cv2.INPAINT_TELEA)
+    # inpainting converges to the rim; blend toward the mean skin colour away from it
+    dist = cv2.distanceTransform(hm.astype(np.uint8), cv2.DIST_L2, 3)
+    t = np.clip(dist / 12.0, 0, 1)[..., None]
+    filled = filled.astype(np.float32) * (1 - t) + colour[None, None, :] * t
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) * shade[..., None]
+    out = image.copy()
+    out[hole] = np.clip(up[hole], 0, 255).astype(np.uint8)
+    return out
+
+
+def _inpaint_background(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Telea inpainting at half size (studio backgrounds are smooth), pasted into the hole."""
+    h, w = hole.shape
+    small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    hm = cv2.resize(hole.astype(np.uint8), (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+    hm = cv2.dilate(hm, disk(2))
+    filled = cv2.inpaint(small, hm, 5, cv2.INPAINT_TELEA)
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = image.copy()
+    out[hole] = up[hole]
+    return out
+
+
+def compose_upper(
+    person: np.ndarray,
+    parsing: np.ndarray,
+    garment: np.ndarray,
+    garment_mask: np.ndarray,
+    parts: np.ndarray,
+    skin: np.ndarray,
+    torso_skin: np.ndarray,
+    arms: dict[str, list[np.ndarray]],
+    shoulder_width: float,
+    hips: tuple[np.ndarray, np.ndarray] | None,
+) -> Composite:
+    h, w = parsing.shape
+    scale = float(max(h, w))
+    new = garment_mask.astype(np.float32) / 255.0
+    # the product photo's backdrop can fringe the outline: pull the edge in by a pixel
+    new = np.minimum(new, cv2.erode(new, disk(1)) + 0.5)
+
+    hair = parsing == LIP["hair"]
+    face = (parsing == LIP["face"]) & ~torso_skin
+    arm = np.isin(parsing, [LIP["left-arm"], LIP["right-arm"]])
+    front = hair | face | (arm & (parts == TORSO))
+    front_soft = feather(cv2.dilate(front.astype(np.uint8), disk(1)).astype(bool), 1.0)
+    alpha = new * (1.0 - front_soft)
+
+    old_top = np.isin(parsing, OLD_TOP_LABELS)
+    # gaps the warp leaves between the garment's parts (under the arm, at the shoulder seam)
+    # are fabric, not skin: close them with the garment's own colours
+    covered = alpha > 0.5
+    closed = cv2.morphologyEx(covered.astype(np.uint8), cv2.MORPH_CLOSE, disk(max(2, int(0.08 * shoulder_width)))).astype(bool)
+    gap = closed & ~covered & old_top & ~front
+    if gap.any():
+        garment = cv2.inpaint(garment, gap.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+        alpha = np.where(gap, 1.0, alpha).astype(np.float32)
+    hole = old_top & (alpha < 0.5)
+    # clean the hole's rim too: old-top pixels within a few pixels of the new edge
+    hole |= old_top & (cv2.dilate((alpha < 0.5).astype(np.uint8), disk(2)).astype(bool)) & (alpha < 0.95)
+
+    base = person.copy()
+    if hole.any():
+        sw = shoulder_width
+        body = np.zeros((h, w), bool)
+        for poly in arms.values():
+            if len(poly) >= 2:
+                body |= capsule((h, w), poly, 0.2 * sw)
+        if hips is not None:
+            quad = np.array([arms_start(arms, "l"), arms_start(arms, "r"), hips[1] + [0.12 * sw, 0], hips[0] - [0.12 * sw, 0]], np.int32)
+            m = np.zeros((h, w), np.uint8)
+            cv2.fillConvexPoly(m, quad, 1)
+            body |= m.astype(bool)
+        skin_hole = hole & body
+        bg_hole = hole & ~body
+        if bg_hole.any():
+            base = _inpaint_background(base, bg_hole)
+        if skin_hole.any():
+            base = _paint_skin(base, skin_hole, skin, _skin_colour(person, skin, skin_hole), _shading(person, [old_top], scale))
+
+    # the old top's light falls on the new garment; elsewhere (skin, background) no change
+    shade = _shading(person, [old_top, torso_skin, arm], scale)
+    shaded = np.clip(garment.astype(np.float32) * shade[..., None], 0, 255)
+    a = feather(alpha > 0.5, 0.8) * np.clip(alpha * 1.5, 0, 1)
+    out = base.astype(np.float32) * (1 - a[..., None]) + shaded * a[..., None]
+    image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    changed = cv2.dilate(((a > 0.002) | hole).astype(np.uint8), disk(2)).astype(bool)
+    image[~changed] = person[~changed]  # outside the changed region: the photo, exactly
+    return Composite(image, a, hole, changed)
+
+
+def arms_start(arms: dict[str, list[np.ndarray]], side: str) -> np.ndarray:
+    return np.asarray(arms[side][0], np.float64)
