@@ -437,3 +437,44 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch, backend_name
     with pytest.raises(CheckpointMissing, match=file_name.replace(".", r"\.")):
         load_backend("pose", backend_name)().run(state, ctx)
     assert state.keypoints is None
+
+
+def test_openpose_backend_loads_caffe_names_through_the_pool(tmp_path, monkeypatch) -> None:
+    """A reduced-width body_pose_model.pth with the released (Caffe) key names loads strictly
+    through the pool's renaming and runs on a real photo (cheap; widths are read from shapes)."""
+    import hashlib
+
+    pytest.importorskip("vtryon.models.pool")
+    from vtryon.archs.openpose import build
+    from vtryon.imageio import load_image
+    from vtryon.models.pool import ModelPool
+    from vtryon.state import TryOnState
+    from vtryon.steps import load_backend
+    from vtryon.steps.base import RunContext
+
+    _no_network(monkeypatch)
+    torch.manual_seed(0)
+    released = {k.split(".", 1)[1]: v for k, v in build(SMALL_OPENPOSE).state_dict().items()}
+    assert "conv1_1.weight" in released and "Mconv7_stage6_L2.bias" in released
+    folder = tmp_path / "models" / "openpose_body"
+    folder.mkdir(parents=True)
+    ckpt = folder / "body_pose_model.pth"
+    torch.save(released, ckpt)
+    manifest = tmp_path / "extra.toml"
+    manifest.write_text(
+        "[models.openpose_body]\nstep = \"pose\"\narch = \"openpose_body\"\nfile = \"body_pose_model.pth\"\nwrapper = {}\n"
+        f"size = {ckpt.stat().st_size}\nsha256 = \"{hashlib.sha256(ckpt.read_bytes()).hexdigest()}\"\n"
+    )
+    person = load_image(sorted(PERSON_DIR.glob("*.jpg"))[1], role="person image")
+    state = TryOnState(person=person, garment=np.zeros((8, 8, 3), np.uint8))
+    ctx = RunContext(models=ModelPool(device="cpu", models_dir=tmp_path / "models", manifest=[manifest]))
+    backend = load_backend("pose", "openpose")()
+    backend.run(state, ctx)
+    kp = state.keypoints
+    assert kp is not None and kp.xy.shape == (18, 2)
+    assert ((kp.conf >= 0) & (kp.conf <= 1)).all()
+    h, w = person.shape[:2]
+    ok = (kp.xy[:, 0] >= 0) & (kp.xy[:, 0] <= w - 1) & (kp.xy[:, 1] >= 0) & (kp.xy[:, 1] <= h - 1)
+    assert (ok | (kp.conf == 0)).all()
+    assert state.aux["pose_people_found"] >= 0
+    assert ctx.models.load("openpose_body").model6_2[-1].__class__ is torch.nn.ReLU

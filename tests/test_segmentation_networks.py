@@ -199,3 +199,155 @@ def test_person_mask_takes_voc_class_15() -> None:
         mask = person_mask(model, image)
         assert mask.shape == (90, 60) and mask.dtype == bool
         assert mask.all() == expected and mask.any() == expected
+
+
+# ------------------------------------------------------------------ end to end through the model pool
+
+def _random_state(arch: str, config: dict, seed: int) -> dict:
+    """Random weights for every tensor of ``arch`` at ``config`` (the fixtures' recipe: conv and
+    linear weights N(0, 1/fan_in), biases U(-0.1, 0.1), norm scales U(0.5, 1.5), BN running
+    variances U(0.5, 1.5), other tensors N(0, 0.5^2))."""
+    from vtryon.models.build import build_meta
+
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, t in build_meta(arch, config).state_dict().items():
+        shape = tuple(t.shape)
+        if not t.is_floating_point():
+            out[key] = torch.zeros(shape, dtype=t.dtype)
+        elif key.endswith("running_var") or (len(shape) == 1 and key.endswith("weight")):
+            out[key] = torch.rand(shape, generator=g) + 0.5
+        elif key.endswith("running_mean") or key.endswith("bias"):
+            out[key] = torch.rand(shape, generator=g) * 0.2 - 0.1
+        elif len(shape) >= 2 and key.endswith("weight"):
+            out[key] = torch.randn(shape, generator=g) / float(np.prod(shape[1:])) ** 0.5
+        else:
+            out[key] = torch.randn(shape, generator=g) * 0.5
+    return out
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A models folder with checkpoints in the released layouts and file names, and an extra
+    manifest registering them with their sizes and sha256. u2netp and MobileSAM are full size;
+    cloth U^2-Net and DeepLabV3 carry the reduced-width fixture weights (read back by shape)."""
+    import hashlib
+
+    from vtryon.archs.u2net import released_config
+    from vtryon.models.manifest import builtin_manifest
+
+    root = tmp_path_factory.mktemp("models")
+    released = builtin_manifest()
+    mobile_cfg = __import__("vtryon.archs.mobile_sam", fromlist=["x"]).config_from_state_dict(_layout_meta("mobile_sam"))
+    deeplab = dict(load_fixture("deeplabv3_resnet101_coco").weights)
+    deeplab["classifier.4.bias"] = torch.where(torch.arange(21) == 15, 50.0, 0.0)  # "person" wins everywhere
+    states = {
+        "u2netp": _random_state("u2net", released_config(small=True), seed=1),
+        "mobile_sam": _random_state("mobile_sam", mobile_cfg, seed=2),
+        "cloth_segm_u2net": dict(load_fixture("cloth_segm_u2net").weights),  # keys carry "module."
+        "deeplabv3_resnet101_coco": deeplab,
+    }
+    lines = []
+    for model_id, state in states.items():
+        entry = released[model_id]
+        path = root / model_id / entry.file
+        path.parent.mkdir(parents=True)
+        torch.save(state, path)
+        data = path.read_bytes()
+        config = ", ".join(f"{k} = {json.dumps(v)}" for k, v in entry.config.items())
+        wrapper = f'{{ strip_prefix = "{entry.wrapper.strip_prefix}" }}' if entry.wrapper.strip_prefix else "{}"
+        lines += [
+            f"[models.{model_id}]", f'step = "{entry.step}"', f'arch = "{entry.arch}"', f'file = "{entry.file}"',
+            f"wrapper = {wrapper}", f"config = {{ {config} }}", f"size = {len(data)}",
+            f'sha256 = "{hashlib.sha256(data).hexdigest()}"', "",
+        ]
+    manifest = root / "test-manifest.toml"
+    manifest.write_text("\n".join(lines))
+    return root, manifest
+
+
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection fails the test: nothing may be downloaded."""
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args[1:]}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _photo(path) -> np.ndarray:
+    from vtryon.imageio import load_image
+
+    return load_image(path)
+
+
+def _run_backend(step: str, name: str, pool, person: np.ndarray, garment: np.ndarray):
+    from vtryon.state import TryOnState
+    from vtryon.steps import load_backend
+    from vtryon.steps.base import RunContext
+
+    state = TryOnState(person=person, garment=garment)
+    backend = load_backend(step, name)()
+    backend.run(state, RunContext(models=pool))
+    return state, backend.pictures(state)
+
+
+@pytest.mark.parametrize("name", ["u2netp", "mobile-sam", "cloth-u2net"])
+def test_garment_mask_backends_end_to_end(name: str, installed: tuple, no_network: None) -> None:
+    from vtryon.models.pool import ModelPool
+
+    root, manifest = installed
+    garment = _photo(GARMENT_PHOTO)
+    pool = ModelPool(models_dir=root, manifest=[manifest])
+    state, pictures = _run_backend("cloth_segmentation", name, pool, garment, garment)
+    mask = state.garment_mask
+    assert mask.shape == garment.shape[:2] and mask.dtype == np.uint8
+    assert set(np.unique(mask)) == {0, 255}
+    assert pool.loads == 1
+    assert all(p.shape == garment.shape for p in pictures.values()) and pictures
+    if name == "cloth-u2net":
+        assert state.aux["garment_class"] in ("upper", "lower", "dress")
+        assert ((mask > 0) == (state.aux["garment_labels"] > 0)).all()
+    if name == "mobile-sam":
+        prompt = state.aux["garment_prompt"]
+        assert prompt["source"] == "background model"
+        x0, y0, x1, y1 = prompt["box"]
+        assert 0 <= x0 < x1 < garment.shape[1] and 0 <= y0 < y1 < garment.shape[0]
+
+
+def test_manifest_from_the_environment(installed: tuple, no_network: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtryon.models.pool import ModelPool
+
+    root, manifest = installed
+    monkeypatch.setenv("VTRYON_MANIFEST", str(manifest))
+    garment = _photo(GARMENT_PHOTO)[::4, ::4].copy()
+    state, _ = _run_backend("cloth_segmentation", "u2netp", ModelPool(models_dir=root), garment, garment)
+    assert state.garment_mask.shape == garment.shape[:2]
+
+
+def test_deeplab_person_backend_end_to_end(installed: tuple, no_network: None) -> None:
+    from vtryon.models.pool import ModelPool
+    from vtryon.state import LIP_LABELS
+
+    root, manifest = installed
+    person = _photo(PERSON_PHOTO)
+    pool = ModelPool(models_dir=root, manifest=[manifest])
+    state, pictures = _run_backend("human_parsing", "deeplab-person", pool, person, person)
+    assert state.parsing.shape == person.shape[:2] and state.parsing.dtype == np.uint8
+    assert int(state.parsing.max()) < len(LIP_LABELS)
+    assert state.aux["person_mask"].all()  # the weights make every pixel "person"
+    assert (state.parsing > 0).mean() > 0.9  # so every pixel gets a body region
+    assert set(pictures) == {"person_mask", "parsing"}
+
+
+def test_missing_checkpoint_names_the_file_and_the_fix(tmp_path, no_network: None) -> None:
+    from vtryon.errors import CheckpointMissing
+    from vtryon.models.pool import ModelPool
+
+    garment = np.full((64, 48, 3), 200, np.uint8)
+    with pytest.raises(CheckpointMissing) as err:
+        _run_backend("cloth_segmentation", "mobile-sam", ModelPool(models_dir=tmp_path), garment, garment)
+    assert "mobile_sam.pt" in str(err.value) and "vtryon download mobile_sam" in str(err.value)

@@ -463,7 +463,7 @@ def materialize(model: nn.Module) -> None:
             value = constants[name[len("adj_"):]]
             if tuple(value.shape) != tuple(buf.shape):
                 raise ValueError(f"Graphonomy {name}: constant {tuple(value.shape)} vs network {tuple(buf.shape)}")
-            setattr(model, name, value.to(dtype=buf.dtype if buf.dtype.is_floating_point else torch.float32))
+            setattr(model, name, value)
 
 
 # ----------------------------------------------------------------------------- released constants
@@ -494,9 +494,9 @@ def adjacency_constants() -> dict[str, torch.Tensor]:
         "target": normalized_adjacency(CIHP_GRAPH),
         "source": normalized_adjacency(PASCAL_GRAPH),
         "middle": normalized_adjacency(ATR_GRAPH),
-        "source_to_target": t(CIHP_TO_PASCAL_SIMILARITY).T.contiguous(),  # 20 x 7
-        "source_to_middle": t(PASCAL_TO_ATR_SIMILARITY).T.contiguous(),  # 18 x 7
-        "target_to_middle": t(CIHP_TO_ATR_SIMILARITY).T.contiguous(),  # 18 x 20
+        "source_to_target": t(PASCAL_BY_CIHP_SIMILARITY).T.contiguous(),  # 20 x 7
+        "source_to_middle": t(PASCAL_BY_ATR_SIMILARITY).T.contiguous(),  # 18 x 7
+        "target_to_middle": t(CIHP_BY_ATR_SIMILARITY).T.contiguous(),  # 18 x 20
     }
 
 
@@ -515,8 +515,8 @@ ATR_GRAPH = {
     11: (1, 2, 3, 4, 7, 14, 15, 17), 12: (5, 6, 7, 9), 13: (5, 6, 7, 10), 14: (4, 7, 11, 16), 15: (4, 7, 11, 16),
     16: (14, 15), 17: (4, 11),
 }
-# Word-embedding similarities between label sets (rows: first set, columns: second).
-CIHP_TO_PASCAL_SIMILARITY = (  # 7x20, graph.cihp2pascal_nlp_adj
+# Word-embedding similarities between label sets: <ROWS>_BY_<COLUMNS> (Pascal 7, CIHP 20, ATR 18 labels).
+PASCAL_BY_CIHP_SIMILARITY = (  # 7x20, graph.cihp2pascal_nlp_adj
     (1.0, 0.35333052, 0.32727194, 0.17418084, 0.18757584, 0.40608522, 0.37503981, 0.35448462, 0.22598555,
      0.23893579, 0.33064262, 0.28923404, 0.27986573, 0.4211553, 0.36915778, 0.41377746, 0.32485771,
      0.37248222, 0.36865639, 0.41500332),
@@ -539,7 +539,7 @@ CIHP_TO_PASCAL_SIMILARITY = (  # 7x20, graph.cihp2pascal_nlp_adj
      0.34980296, 0.43818419, 0.60879174, 0.26762545, 0.46271161, 0.51150476, 0.72318109, 0.73678399,
      0.82620388, 0.84942166, 0.5943811, 0.60607602),
 )
-PASCAL_TO_ATR_SIMILARITY = (  # 7x18, graph.pascal2atr_nlp_adj
+PASCAL_BY_ATR_SIMILARITY = (  # 7x18, graph.pascal2atr_nlp_adj
     (1.0, 0.35333052, 0.32727194, 0.18757584, 0.40608522, 0.27986573, 0.23893579, 0.27600672, 0.30964391,
      0.36865639, 0.41500332, 0.4211553, 0.32485771, 0.37248222, 0.36915778, 0.41377746, 0.32006291,
      0.28923404),
@@ -562,7 +562,7 @@ PASCAL_TO_ATR_SIMILARITY = (  # 7x18, graph.pascal2atr_nlp_adj
      0.50979216, 0.5943811, 0.60607602, 0.51150476, 0.82620388, 0.84942166, 0.72318109, 0.73678399,
      0.39259827, 0.26762545),
 )
-CIHP_TO_ATR_SIMILARITY = (  # 20x18, graph.cihp2atr_nlp_adj
+CIHP_BY_ATR_SIMILARITY = (  # 20x18, graph.cihp2atr_nlp_adj
     (1.0, 0.35333052, 0.32727194, 0.18757584, 0.40608522, 0.27986573, 0.23893579, 0.27600672, 0.30964391,
      0.36865639, 0.41500332, 0.4211553, 0.32485771, 0.37248222, 0.36915778, 0.41377746, 0.32006291,
      0.28923404),

@@ -227,34 +227,49 @@ def catvton_attention_tensors(unet: Any, seed: int) -> dict[str, Any]:
     return out
 
 
-def write_catvton_attention(path: Path, base_folder: Path, seed: int = 40) -> None:
+def write_catvton_attention(folder: Path, base_folder: Path, version_dir: str = "mix-48k-1024", seed: int = 40) -> None:
+    """zhengchong/CatVTON: ``<version>/attention/model.safetensors``."""
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
 
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(base_folder / "unet")))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(catvton_attention_tensors(unet, seed), str(path))
+    where = folder / version_dir / "attention"
+    where.mkdir(parents=True, exist_ok=True)
+    save_file(catvton_attention_tensors(unet, seed), str(where / "model.safetensors"))
+
+
+# manifest id -> the released folder name the store keeps it under (<models>/<id>/<name>)
+FOLDERS = {
+    "ootd_hd": "ootd_hd",
+    "ootd_dc": "ootd_dc",
+    "clip_vit_large_patch14": "clip-vit-large-patch14",
+    "sd15_inpainting": "stable-diffusion-inpainting",
+    "sd_vae_ft_mse": "sd-vae-ft-mse",
+    "catvton_attention": "catvton",
+}
 
 
 def write_models_dir(root: Path, scale: str, engines: tuple[str, ...] = ("ootd-hd", "ootd-dc", "catvton")) -> dict[str, Path]:
-    """The models folder layout the store reads (``<root>/<id>/<released name>``); returns id -> path."""
+    """The models folder the store reads (``<root>/<id>/<released name>``); returns id -> path.
+
+    An OOTDiffusion id's folder is the release's ``checkpoints/ootd`` with that variant's UNets
+    under ``ootd_<variant>/checkpoint-36000``."""
     paths: dict[str, Path] = {}
-    if any(e.startswith("ootd") for e in engines):
-        paths["ootd_base"] = root / "ootd_base" / "ootd"
-        write_ootd_base(paths["ootd_base"], scale)
-        paths["clip_vit_large_patch14"] = root / "clip_vit_large_patch14" / "clip-vit-large-patch14"
-        write_clip(paths["clip_vit_large_patch14"], scale)
     for variant, seed in (("hd", 10), ("dc", 12)):
         if f"ootd-{variant}" in engines:
-            paths[f"ootd_{variant}"] = root / f"ootd_{variant}" / "checkpoint-36000"
-            write_ootd_unets(paths[f"ootd_{variant}"], scale, seed)
+            mid = f"ootd_{variant}"
+            paths[mid] = root / mid / FOLDERS[mid]
+            write_ootd_base(paths[mid], scale)
+            write_ootd_unets(paths[mid] / f"ootd_{variant}" / "checkpoint-36000", scale, seed)
+    if any(e.startswith("ootd") for e in engines):
+        paths["clip_vit_large_patch14"] = root / "clip_vit_large_patch14" / FOLDERS["clip_vit_large_patch14"]
+        write_clip(paths["clip_vit_large_patch14"], scale)
     if "catvton" in engines:
-        paths["catvton_sd15_inpainting"] = root / "catvton_sd15_inpainting" / "stable-diffusion-inpainting"
-        write_catvton_base(paths["catvton_sd15_inpainting"], scale)
-        paths["sd_vae_ft_mse"] = root / "sd_vae_ft_mse" / "sd-vae-ft-mse"
+        for mid in ("sd15_inpainting", "sd_vae_ft_mse", "catvton_attention"):
+            paths[mid] = root / mid / FOLDERS[mid]
+        write_catvton_base(paths["sd15_inpainting"], scale)
         write_vae(paths["sd_vae_ft_mse"], scale, 50)
-        paths["catvton_mix"] = root / "catvton_mix" / "model.safetensors"
-        write_catvton_attention(paths["catvton_mix"], paths["catvton_sd15_inpainting"])
+        write_catvton_attention(paths["catvton_attention"], paths["sd15_inpainting"])
     return paths
 
 
@@ -297,7 +312,7 @@ def run_one(models_dir: Path, engine: str, size: tuple[int, int], steps: int, of
     from vtryon.diffusion import sampling
 
     backend = {"ootd-hd": OOTDiffusionHD, "ootd-dc": OOTDiffusionDC, "catvton": CatVTONFitting}[engine]()
-    paths = {mid: models_dir / mid / name for mid, name in _NAMES.items() if mid in backend.models}
+    paths = {mid: models_dir / mid / FOLDERS[mid] for mid in backend.models}
     ctx = RunContext(device="cpu", precision=precision, offload=offload, seed=0, options={"steps": steps}, models=_Paths(paths))
     settings = settings_from(ctx, steps=steps, guidance=backend.default_guidance)
     t0 = time.perf_counter()
@@ -337,11 +352,6 @@ def run_one(models_dir: Path, engine: str, size: tuple[int, int], steps: int, of
     }
 
 
-_NAMES = {
-    "ootd_base": "ootd", "clip_vit_large_patch14": "clip-vit-large-patch14", "ootd_hd": "checkpoint-36000",
-    "ootd_dc": "checkpoint-36000", "catvton_sd15_inpainting": "stable-diffusion-inpainting",
-    "sd_vae_ft_mse": "sd-vae-ft-mse", "catvton_mix": "model.safetensors",
-}
 
 
 def _dtype(precision: str) -> Any:

@@ -56,27 +56,13 @@ def settings_from(ctx: RunContext, *, steps: int, guidance: float) -> Settings:
     return s
 
 
-def model_entry(ctx: RunContext, model_id: str) -> Any:
-    """The manifest entry the run's model pool uses for ``model_id``."""
-    pool = ctx.models
-    for getter in ("entry",):
-        fn = getattr(pool, getter, None)
-        if fn is not None:
-            return fn(model_id)
-    store = getattr(pool, "store", None)
-    if store is not None:
-        return store.entry(model_id)
-    from vtryon.models.manifest import builtin_manifest
-
-    return builtin_manifest()[model_id]
-
-
-def engine_size(entry: Any, multiple: int = 8) -> tuple[int, int]:
-    """(width, height) the checkpoint was trained at: the entry's config, else 768x1024."""
-    config = getattr(entry, "config", {}) or {}
-    w, h = int(config.get("width", DEFAULT_SIZE[0])), int(config.get("height", DEFAULT_SIZE[1]))
+def engine_size(entry: Any, default: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
+    """(width, height) the engine works at: the entry's ``capabilities.input_size`` (H, W)
+    when the manifest gives one (an extra manifest may override it), else ``default``."""
+    given = tuple(getattr(getattr(entry, "capabilities", None), "input_size", ()) or ())
+    w, h = (int(given[1]), int(given[0])) if len(given) == 2 else default
     if w <= 0 or h <= 0 or w % multiple or h % multiple:
-        raise UsageError(f"manifest entry {entry.id!r}: width/height {w}x{h} must be positive multiples of {multiple}")
+        raise UsageError(f"manifest entry {entry.id!r}: input_size {h}x{w} must be positive multiples of {multiple}")
     return w, h
 
 
@@ -93,7 +79,7 @@ class DiffusionFitting(Backend):
     default_guidance: ClassVar[float] = 2.0
     accelerator_precision: ClassVar[str] = "fp16"
     arm_width: ClassVar[int] = 60
-    size_model: ClassVar[str] = ""  # manifest id whose config gives the engine size
+    size_model: ClassVar[str] = ""  # manifest id whose capabilities.input_size gives the engine size
     categories: ClassVar[tuple[str, ...]] = ("upper", "lower", "dress")
 
     def __init__(self) -> None:
@@ -103,6 +89,13 @@ class DiffusionFitting(Backend):
     # -- to implement --------------------------------------------------------------------
     def build_engine(self, paths: dict[str, Path], ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings) -> Any:
         raise NotImplementedError
+
+    def default_size(self, ctx: RunContext) -> tuple[int, int]:
+        return DEFAULT_SIZE
+
+    def engine_variant(self, ctx: RunContext) -> tuple:
+        """What else selects the weights (CatVTON's version)."""
+        return ()
 
     def model_mask(self, mask: np.ndarray) -> np.ndarray:
         """The engine-size mask the model is given (and the paste-back uses)."""
@@ -122,9 +115,9 @@ class DiffusionFitting(Backend):
         if ctx.models is None:
             raise PipelineError(f"{self.name} needs the model pool (its checkpoints: {', '.join(self.models)})")
         paths = {mid: Path(ctx.models.path(mid)) for mid in self.models}
-        size = engine_size(model_entry(ctx, self.size_model))
+        size = engine_size(ctx.models.entry(self.size_model), self.default_size(ctx))
         dtype = compute_dtype(ctx.device, ctx.precision, self.accelerator_precision)
-        key = (tuple(sorted((k, str(v)) for k, v in paths.items())), ctx.device, str(dtype), ctx.offload, size, settings.vae_tiling)
+        key = (tuple(sorted((k, str(v)) for k, v in paths.items())), ctx.device, str(dtype), ctx.offload, size, settings.vae_tiling, self.engine_variant(ctx))
         if key != self._engine_key:
             self.release()
             self._engine = self.build_engine(paths, ctx, dtype, size, settings)

@@ -177,9 +177,10 @@ def _register(hit: ScanHit, store: ModelStore, mode: str) -> None:
     assert hit.id is not None
     entry = store.entry(hit.id)
     installed = store.locate(entry)
-    if installed is not None and installed.resolve() != hit.path.resolve() and check_file(entry, installed, store).ok:
-        hit.action = f"already installed ({installed})"
-        return
+    if installed is not None and check_file(entry, installed, store).ok:
+        if mode == "register" or installed == store.target(entry) or installed.resolve() != hit.path.resolve():
+            hit.action = f"already installed ({installed})"
+            return
     if not entry.sha256 and not (store.lock.get(entry.id) or {}).get("sha256"):
         store.lock.record(entry.id, {"file": entry.file, "size": hit.size, "sha256": hit.sha256, "source": f"models scan of {hit.path}"})
     if mode == "register":

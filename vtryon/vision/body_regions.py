@@ -22,7 +22,7 @@ import numpy as np
 
 from vtryon.state import LIP
 from vtryon.vision import mediapipe_body as mpb
-from vtryon.vision.masks import capsule, disk, grabcut_refine, largest_component
+from vtryon.vision.masks import capsule, disk, grabcut_refine, grow, largest_component, shrink
 
 VISIBLE = 0.5
 
@@ -40,8 +40,8 @@ def refine_person_mask(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
     """MediaPipe's soft mask is blurry at the outline; GrabCut snaps it to the photo's edges."""
     h, w = prob.shape
     r = max(2, round(0.012 * max(h, w)))
-    sure_fg = cv2.erode((prob > 0.9).astype(np.uint8), disk(r)).astype(bool)
-    sure_bg = ~cv2.dilate((prob > 0.15).astype(np.uint8), disk(2 * r)).astype(bool)
+    sure_fg = shrink(prob > 0.9, r)
+    sure_bg = ~grow(prob > 0.15, 2 * r)
     mask = grabcut_refine(image, prob > 0.5, sure_fg, sure_bg)
     return largest_component(mask, min_fraction=0.05)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from vtryon.state import LIP
 from vtryon.vision.garment_landmarks import SLEEVE_L, SLEEVE_R, TORSO
-from vtryon.vision.masks import capsule, disk, feather
+from vtryon.vision.masks import capsule, close, disk, feather, grow
 
 OLD_TOP_LABELS = (LIP["upper-clothes"], LIP["coat"])
 SHADING_RANGE = (0.72, 1.18)
@@ -62,7 +62,7 @@ def _shading(person: np.ndarray, regions: list[np.ndarray], scale: float) -> np.
 
 def _skin_colour(person: np.ndarray, skin: np.ndarray, near: np.ndarray) -> np.ndarray:
     """Median skin colour (RGB float) of skin pixels, preferring those near ``near``."""
-    zone = cv2.dilate(near.astype(np.uint8), disk(max(3, person.shape[0] // 12))).astype(bool)
+    zone = grow(near, max(3, person.shape[0] // 12))
     sel = skin & zone
     if sel.sum() < 200:
         sel = skin
@@ -139,7 +139,7 @@ def compose_upper(
     # gaps the warp leaves between the garment's parts (under the arm, at the shoulder seam)
     # are fabric, not skin: close them with the garment's own colours
     covered = alpha > 0.5
-    closed = cv2.morphologyEx(covered.astype(np.uint8), cv2.MORPH_CLOSE, disk(max(2, int(0.08 * shoulder_width)))).astype(bool)
+    closed = close(covered, max(2, int(0.08 * shoulder_width)))
     gap = closed & ~covered & old_top & ~front
     if gap.any():
         garment = cv2.inpaint(garment, gap.astype(np.uint8), 5, cv2.INPAINT_TELEA)

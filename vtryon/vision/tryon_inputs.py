@@ -459,14 +459,16 @@ def network_map_to_person(map_net: np.ndarray, person: Frame, person_size: tuple
 
 
 # LIP labels a try-on repaints: the old upper garment, arms and hands; the new garment's mask
-# is added. Everything else (face, hair, lower body, background) keeps the photo's pixels.
+# is added. The head is never repainted (the generators blur faces); everything else (lower
+# body, background) keeps the photo's pixels too.
 REPAINTED_LIP = (3, 5, 6, 7, 10, 11, 14, 15)  # glove, upper-clothes, dress, coat, jumpsuits, scarf, arms
+KEPT_LIP = (1, 2, 4, 13)  # hat, hair, sunglasses, face
 
 
 def repaint_region(parse: np.ndarray, warped_mask: np.ndarray, feather_px: float) -> np.ndarray:
     """Where the generated image replaces the photo (float32 0..1, network size): old garment,
-    arms and the new garment, grown by ``feather_px`` and feathered over as many pixels."""
-    region = np.isin(parse, REPAINTED_LIP) | (warped_mask > 0.5)
+    arms and the new garment except over the head, grown by ``feather_px`` and feathered."""
+    region = (np.isin(parse, REPAINTED_LIP) | (warped_mask > 0.5)) & ~np.isin(parse, KEPT_LIP)
     r = max(1, int(round(feather_px)))
     grown = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     soft = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), sigmaX=max(0.5, feather_px / 2))

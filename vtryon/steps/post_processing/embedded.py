@@ -44,14 +44,19 @@ class Harmonize(Backend):
         background = state.parsing == 0
         scene_bg = np.median(state.person[background], axis=0) if background.sum() > 500 else np.array([200.0, 200.0, 200.0])
         gain = white_balance_gain(product_bg, scene_bg)
-        img = state.tryon.astype(np.float32)
-        a = alpha[..., None]
-        balanced = img * (1 - a) + np.clip(img * gain[None, None, :], 0, 255) * a
-        # soften the one-pixel seam where the garment meets what it was pasted on
-        edge = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).astype(bool)
-        blurred = cv2.GaussianBlur(balanced, (3, 3), 0.8)
-        balanced[edge] = blurred[edge]
-        out = np.clip(balanced + 0.5, 0, 255).astype(np.uint8)
+        out = state.tryon.copy()
+        ys, xs = np.nonzero(alpha > 0)
+        if len(ys):
+            y0, y1 = max(0, ys.min() - 2), ys.max() + 3
+            x0, x1 = max(0, xs.min() - 2), xs.max() + 3
+            img = out[y0:y1, x0:x1].astype(np.float32)
+            a = alpha[y0:y1, x0:x1, None]
+            balanced = img * (1 - a) + np.clip(img * gain[None, None, :], 0, 255) * a
+            # soften the one-pixel seam where the garment meets what it was pasted on
+            edge = cv2.morphologyEx((a[..., 0] > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).astype(bool)
+            blurred = cv2.GaussianBlur(balanced, (3, 3), 0.8)
+            balanced[edge] = blurred[edge]
+            out[y0:y1, x0:x1] = np.clip(balanced + 0.5, 0, 255).astype(np.uint8)
         changed = state.aux.get("changed_region")
         if changed is not None:
             out[~changed] = state.person[~changed]

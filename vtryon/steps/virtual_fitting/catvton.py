@@ -26,14 +26,21 @@ from typing import Any
 import numpy as np
 
 from vtryon.diffusion.tryon import DiffusionFitting, Settings
-from vtryon.errors import CheckpointCorrupt, CheckpointMissing
+from vtryon.errors import CheckpointMissing, UsageError
 from vtryon.steps.base import RunContext
 from vtryon.vision.agnostic_mask import ARM_WIDTH
 
-BASE_ID = "catvton_sd15_inpainting"  # booksforcharlie/stable-diffusion-inpainting: unet/, scheduler/
+BASE_ID = "sd15_inpainting"  # booksforcharlie/stable-diffusion-inpainting: unet/, scheduler/
 VAE_ID = "sd_vae_ft_mse"
-ATTENTION_ID = "catvton_mix"  # mix-48k-1024/attention (the app's default)
-ATTENTION_FILE = "model.safetensors"
+ATTENTION_ID = "catvton_attention"  # zhengchong/CatVTON: <version>/attention/
+# options["catvton_version"] -> (folder, the (width, height) it was trained and is run at)
+VERSIONS = {
+    "mix": ("mix-48k-1024", (768, 1024)),  # app.py's default
+    "vitonhd": ("vitonhd-16k-512", (384, 512)),
+    "dresscode": ("dresscode-16k-512", (384, 512)),
+}
+# what accelerate.load_checkpoint_in_model reads from a folder: safetensors first
+ATTENTION_FILES = ("model.safetensors", "pytorch_model.bin")
 APP_BLUR = 9  # VaeImageProcessor.blur(mask, blur_factor=9) in app.py
 
 
@@ -49,23 +56,32 @@ def to_images(tensor: Any) -> list[np.ndarray]:
     return [np.rint(a * 255).astype(np.uint8) for a in arr]
 
 
-def read_attention_file(folder: Path, model_id: str) -> dict[str, Any]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def version_of(options: Any) -> str:
+    version = str((options or {}).get("catvton_version", "mix"))
+    if version not in VERSIONS:
+        raise UsageError(f"catvton_version {version!r} is not one of: {', '.join(VERSIONS)}")
+    return version
 
-    path = folder / ATTENTION_FILE if folder.is_dir() else folder
-    if not path.is_file():
-        raise CheckpointMissing(f"{model_id}: {path} is missing", hint=f"run `vtryon download {model_id}` to fetch it")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointCorrupt(f"{model_id}: {path} is not a readable safetensors file: {exc}", hint=f"`vtryon download {model_id}` fetches it again") from exc
+
+def read_attention_file(folder: Path, version: str) -> dict[str, Any]:
+    """The attention-only state dict of ``version`` (read as data: safetensors, or a
+    ``.bin`` through ``torch.load(weights_only=True)``)."""
+    from vtryon.models.checkpoint_io import read_state_dict
+
+    where = folder / VERSIONS[version][0] / "attention"
+    for name in ATTENTION_FILES:
+        if (where / name).is_file():
+            return dict(read_state_dict(where / name))
+    raise CheckpointMissing(
+        f"{ATTENTION_ID}: {where / ATTENTION_FILES[0]} is missing (CatVTON version {version!r})",
+        hint=f"run `vtryon download {ATTENTION_ID}` to fetch it",
+    )
 
 
 class CatVTONEngine:
     """The loaded CatVTON components and one generation."""
 
-    def __init__(self, paths: dict[str, Path], ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings) -> None:
+    def __init__(self, paths: dict[str, Path], ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings, version: str) -> None:
         import torch
 
         from vtryon.diffusion import components as c
@@ -78,8 +94,8 @@ class CatVTONEngine:
         self.dtype = dtype
         self.unet = c.load_unet(paths[BASE_ID], BASE_ID, "unet", dtype, in_channels=9)
         install_skip_cross_attention(self.unet)
-        attention = read_attention_file(paths[ATTENTION_ID], ATTENTION_ID)
-        load_catvton_attention(self.unet, attention, f"{ATTENTION_ID}: {paths[ATTENTION_ID]}")
+        attention = read_attention_file(paths[ATTENTION_ID], version)
+        load_catvton_attention(self.unet, attention, f"{ATTENTION_ID}: {paths[ATTENTION_ID] / VERSIONS[version][0]}")
         del attention
         vae = c.load_vae(paths[VAE_ID], VAE_ID, None, torch.float32)
         self.vae = vae.to(vae_dtype(vae.config, dtype))
@@ -149,7 +165,13 @@ class CatVTONFitting(DiffusionFitting):
     arm_width = ARM_WIDTH["hd"]
 
     def build_engine(self, paths: dict[str, Path], ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings) -> CatVTONEngine:
-        return CatVTONEngine(paths, ctx, dtype, size, settings)
+        return CatVTONEngine(paths, ctx, dtype, size, settings, version_of(ctx.options))
+
+    def default_size(self, ctx: RunContext) -> tuple[int, int]:
+        return VERSIONS[version_of(ctx.options)][1]
+
+    def engine_variant(self, ctx: RunContext) -> tuple:
+        return (version_of(ctx.options),)
 
     def model_mask(self, mask: np.ndarray) -> np.ndarray:
         import cv2

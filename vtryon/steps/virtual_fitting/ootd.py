@@ -29,8 +29,10 @@ from vtryon.errors import CheckpointMismatch
 from vtryon.steps.base import RunContext
 from vtryon.vision.agnostic_mask import ARM_WIDTH
 
-BASE_ID = "ootd_base"  # SD-1.5 VAE, text encoder, tokenizer, scheduler (checkpoints/ootd)
 CLIP_ID = "clip_vit_large_patch14"  # the garment image encoder
+# Each variant's folder is the release's checkpoints/ootd with that variant's UNets:
+# vae/, text_encoder/, tokenizer/, scheduler/ and ootd_<variant>/checkpoint-36000/{unet_garm,unet_vton}
+UNETS_SUBFOLDER = "ootd_{variant}/checkpoint-36000"
 CATEGORY_WORDS = {"upper": "upperbody", "lower": "lowerbody", "dress": "dress"}  # the dc prompts
 GRAY = 127  # OOTDiffusion's mask_gray fill of the agnostic person
 
@@ -52,7 +54,7 @@ def to_images(tensor: Any) -> list[np.ndarray]:
 class OOTDEngine:
     """The loaded OOTDiffusion components and one generation."""
 
-    def __init__(self, variant: str, paths: dict[str, Path], unets_id: str, ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings) -> None:
+    def __init__(self, variant: str, paths: dict[str, Path], model_id: str, ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings) -> None:
         import torch
 
         from vtryon.diffusion import components as c
@@ -64,26 +66,27 @@ class OOTDEngine:
         self.variant = variant
         self.size = size
         self.dtype = dtype
-        base, unets, clip = paths[BASE_ID], paths[unets_id], paths[CLIP_ID]
-        self.garm = c.load_unet(unets, unets_id, "unet_garm", dtype, in_channels=4)
-        self.vton = c.load_unet(unets, unets_id, "unet_vton", dtype, in_channels=8)
-        vae = c.load_vae(base, BASE_ID, "vae", torch.float32)
+        base, clip = paths[model_id], paths[CLIP_ID]
+        unets = UNETS_SUBFOLDER.format(variant=variant)
+        self.garm = c.load_unet(base, model_id, f"{unets}/unet_garm", dtype, in_channels=4)
+        self.vton = c.load_unet(base, model_id, f"{unets}/unet_vton", dtype, in_channels=8)
+        vae = c.load_vae(base, model_id, "vae", torch.float32)
         self.vae = vae.to(vae_dtype(vae.config, dtype))
         # the original keeps both encoders in float32; their outputs are cast to the UNets' dtype
-        self.text_encoder = c.load_text_encoder(base, BASE_ID, "text_encoder", torch.float32)
-        self.tokenizer = c.load_tokenizer(base, BASE_ID, "tokenizer")
+        self.text_encoder = c.load_text_encoder(base, model_id, "text_encoder", torch.float32)
+        self.tokenizer = c.load_tokenizer(base, model_id, "tokenizer")
         self.image_encoder = c.load_image_encoder(clip, CLIP_ID, None, torch.float32)
         self.image_processor = c.load_image_processor(clip, CLIP_ID, None)
-        self.scheduler = c.load_scheduler(base, BASE_ID, "scheduler", "UniPCMultistepScheduler")
+        self.scheduler = c.load_scheduler(base, model_id, "scheduler", "UniPCMultistepScheduler")
         width = self.text_encoder.config.hidden_size
         if self.image_encoder.config.projection_dim != width or self.vton.config.cross_attention_dim != width:
             raise CheckpointMismatch(
                 f"{CLIP_ID} projects to {self.image_encoder.config.projection_dim}, the text encoder is {width} wide and "
-                f"{unets_id}'s UNet attends to {self.vton.config.cross_attention_dim}: they must agree"
+                f"{model_id}'s UNet attends to {self.vton.config.cross_attention_dim}: they must agree"
             )
         self.factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         if size[0] % self.factor or size[1] % self.factor:
-            raise CheckpointMismatch(f"{unets_id}: engine size {size} is not a multiple of the VAE's factor {self.factor}")
+            raise CheckpointMismatch(f"{model_id}: engine size {size} is not a multiple of the VAE's factor {self.factor}")
         self.features = install_outfitting_fusion(self.vton, self.garm)
         configure(self.vae, tiling=settings.vae_tiling)
         self.placement = Placement(ctx.device, ctx.offload)
@@ -192,21 +195,21 @@ class OOTDEngine:
 
 class OOTDiffusionFitting(DiffusionFitting):
     variant = "hd"
-    unets_id = "ootd_hd"
+    model_id = "ootd_hd"
     default_steps = 20  # run_ootd.py / the gradio demo
     default_guidance = 2.0  # run_ootd.py --scale
     accelerator_precision = "fp16"
 
     def build_engine(self, paths: dict[str, Path], ctx: RunContext, dtype: Any, size: tuple[int, int], settings: Settings) -> OOTDEngine:
-        return OOTDEngine(self.variant, paths, self.unets_id, ctx, dtype, size, settings)
+        return OOTDEngine(self.variant, paths, self.model_id, ctx, dtype, size, settings)
 
 
 class OOTDiffusionHD(OOTDiffusionFitting):
     name = "ootd-hd"
     description = "OOTDiffusion (VITON-HD, half body, upper-body garments) through diffusers: 20 UniPC steps, image guidance 2.0, 768x1024"
-    models = (BASE_ID, "ootd_hd", CLIP_ID)
+    models = ("ootd_hd", CLIP_ID)
     variant = "hd"
-    unets_id = "ootd_hd"
+    model_id = "ootd_hd"
     size_model = "ootd_hd"
     arm_width = ARM_WIDTH["hd"]
     categories = ("upper",)  # the original refuses other categories for hd
@@ -215,8 +218,8 @@ class OOTDiffusionHD(OOTDiffusionFitting):
 class OOTDiffusionDC(OOTDiffusionFitting):
     name = "ootd-dc"
     description = "OOTDiffusion (Dress Code, full body: upper, lower, dress) through diffusers: 20 UniPC steps, image guidance 2.0, 768x1024"
-    models = (BASE_ID, "ootd_dc", CLIP_ID)
+    models = ("ootd_dc", CLIP_ID)
     variant = "dc"
-    unets_id = "ootd_dc"
+    model_id = "ootd_dc"
     size_model = "ootd_dc"
     arm_width = ARM_WIDTH["dc"]
