@@ -314,3 +314,30 @@ def test_cp_vton_runs_end_to_end_from_two_photos(tmp_path: Path, no_network: Non
     assert changed.any() and not changed[:40].any()
     assert sorted(p.name for p in models.iterdir()) == ["cpvton_gmm", "cpvton_tom", "random-weights.toml", "vtryon.lock.json"] or \
         {"cpvton_gmm", "cpvton_tom"} <= {p.name for p in models.iterdir()}
+
+
+def test_viton_hd_runs_end_to_end_at_a_reduced_generator_size(tmp_path: Path, no_network: None) -> None:
+    """Full-size checkpoints; ALIAS at 512x384 to keep the test short (1024x768 is the benchmark's)."""
+    from vtryon.runner import RunRequest, run_tryon
+
+    models = tmp_path / "models"
+    extra = write_random_checkpoints(["vitonhd_seg", "vitonhd_gmm", "vitonhd_alias"], models)
+    req = RunRequest(
+        person=PERSON_WIDE, garment=GARMENT, output=tmp_path / "result.png", profile="viton-hd",
+        save_steps=tmp_path / "steps", models_dir=models, manifests=(extra,), seed=7,
+        options={"vitonhd_load_size": (512, 384)},
+    )
+    outcome = run_tryon(req)
+    state = outcome.state
+    assert [r.status for r in state.records] == ["ran"] * 8
+    v = state.aux["vitonhd"]
+    assert v["img_agnostic"].shape == (1024, 768, 3) and v["pose_rgb"].shape == (1024, 768, 3)
+    assert v["parse7"].shape == (1024, 768) and v["parse7"].max() <= 6
+    assert state.warp.map_xy.shape == state.size + (2,)
+    alias = state.aux["vitonhd_alias"]
+    assert alias["tryon"].shape == (512, 384, 3)
+    assert state.tryon.shape == state.person.shape and state.result.shape == state.person.shape
+    changed = state.aux["changed_region"]
+    assert changed.dtype == bool and changed.any() and (state.tryon[~changed] == state.person[~changed]).all()
+    names = {p.name for p in (tmp_path / "steps").glob("*.png")}
+    assert {"04_vitonhd_openpose_rendering.png", "04_vitonhd_predicted_layout.png", "06_alias_try-on_512x384.png"} <= names

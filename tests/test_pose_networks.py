@@ -478,3 +478,25 @@ def test_openpose_backend_loads_caffe_names_through_the_pool(tmp_path, monkeypat
     assert (ok | (kp.conf == 0)).all()
     assert state.aux["pose_people_found"] >= 0
     assert ctx.models.load("openpose_body").model6_2[-1].__class__ is torch.nn.ReLU
+
+
+def test_hrnet_crop_size_comes_from_the_manifest(tmp_path) -> None:
+    pytest.importorskip("vtryon.models.pool")
+    from vtryon.errors import UsageError
+    from vtryon.models.pool import ModelPool
+    from vtryon.steps.base import RunContext
+    from vtryon.steps.pose.hrnet import HRNetW32, HRNetW48
+
+    builtin = RunContext(models=ModelPool(models_dir=tmp_path))
+    assert HRNetW32().input_size(builtin) == (192, 256) and HRNetW48().input_size(builtin) == (288, 384)
+    for size, expected in (("[384, 288]", (288, 384)), ("[100, 50]", None)):
+        extra = tmp_path / f"m{size[1:4]}.toml"
+        extra.write_text(
+            f"[models.hrnet_w32_256x192]\nstep = \"pose\"\narch = \"hrnet_pose\"\nfile = \"x.pth\"\ncapabilities = {{ input_size = {size} }}\n"
+        )
+        ctx = RunContext(models=ModelPool(models_dir=tmp_path, manifest=[extra]))
+        if expected:
+            assert HRNetW32().input_size(ctx) == expected
+        else:
+            with pytest.raises(UsageError, match="multiples of 32"):
+                HRNetW32().input_size(ctx)

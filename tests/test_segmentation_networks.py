@@ -233,12 +233,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     cloth U^2-Net and DeepLabV3 carry the reduced-width fixture weights (read back by shape)."""
     import hashlib
 
+    from vtryon.archs import mobile_sam
     from vtryon.archs.u2net import released_config
     from vtryon.models.manifest import builtin_manifest
 
     root = tmp_path_factory.mktemp("models")
     released = builtin_manifest()
-    mobile_cfg = __import__("vtryon.archs.mobile_sam", fromlist=["x"]).config_from_state_dict(_layout_meta("mobile_sam"))
+    mobile_cfg = mobile_sam.config_from_state_dict(_layout_meta("mobile_sam"))
     deeplab = dict(load_fixture("deeplabv3_resnet101_coco").weights)
     deeplab["classifier.4.bias"] = torch.where(torch.arange(21) == 15, 50.0, 0.0)  # "person" wins everywhere
     states = {

@@ -22,8 +22,8 @@ from vtryon.vision.garment_landmarks import SLEEVE_L, SLEEVE_R, TORSO
 from vtryon.vision.masks import capsule, close, disk, feather, grow
 
 OLD_TOP_LABELS = (LIP["upper-clothes"], LIP["coat"])
-SHADING_RANGE = (0.72, 1.18)
-SHADING_STRENGTH = 0.75
+SHADING_RANGE = (0.8, 1.12)
+SHADING_STRENGTH = 0.6
 
 
 @dataclass

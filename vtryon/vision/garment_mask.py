@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vtryon.vision.masks import disk, fill_holes, grabcut_refine, largest_component
+from vtryon.vision.masks import close, disk, fill_holes, grabcut_refine, largest_component
 
 WORK_LONG_SIDE = 512  # the analysis runs at this size; the mask is returned at full size
 BORDER = 0.03  # fraction of the side used as the border sample
@@ -65,9 +65,9 @@ def segment_garment(image: np.ndarray) -> GarmentSegmentation:
     t_hi = max(14.0, 4.0 * spread)
     # edges close the outline of garments whose colour is near the backdrop's (white on white)
     gray = cv2.cvtColor(blur, cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(gray, 20, 60)
-    edges = cv2.dilate(edges, disk(2))
-    closed = fill_holes(cv2.morphologyEx(edges, cv2.MORPH_CLOSE, disk(4)) > 0)
+    # low thresholds: a white shirt's outline on a white backdrop is a faint grey line
+    edges = cv2.Canny(gray, 10, 30) > 0
+    closed = fill_holes(close(edges, 4))
     candidate = (dist > t_lo) | closed
     strong = dist > t_hi
     strong = cv2.morphologyEx(strong.astype(np.uint8), cv2.MORPH_OPEN, disk(1)).astype(bool)

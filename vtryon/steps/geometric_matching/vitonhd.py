@@ -4,7 +4,7 @@ The SegGenerator runs here, not in step 06: the GMM reads its predicted upper-ga
 channel, and the ALIAS generator of step 06 reads the whole predicted layout
 (``aux["vitonhd"]["parse7"]``).
 
-1. The person is framed at the load size (1024x768; 3:4 box around the parsed person); its
+1. The person is framed at the load size 1024x768 (3:4 box around the parsed person); its
    parse-agnostic (13 one-hot classes), cloth-agnostic image and OpenPose BODY_25 rendering
    are built as VITON-HD's dataset builds them (:mod:`vtryon.vision.tryon_inputs`).
 2. SegGenerator at 256x192 (bilinear downsampling, binary noise channel seeded by the run's
@@ -30,14 +30,6 @@ NET_SIZE = (256, 192)
 VITONHD_PALETTE_7 = np.array(
     [[0, 0, 0], [255, 170, 0], [200, 30, 60], [120, 60, 20], [60, 180, 75], [0, 130, 200], [160, 160, 160]], np.uint8
 )
-
-
-def load_size(ctx: RunContext) -> tuple[int, int]:
-    """The VITON-HD load size (1024x768; ``options["vitonhd_load_size"]`` for a reduced test run)."""
-    h, w = ctx.options.get("vitonhd_load_size", LOAD_SIZE)
-    if h % 128 or w % 128 or h * 3 != w * 4:
-        raise UsageError(f"vitonhd load size {h}x{w}: use a 4:3 size whose sides are multiples of 128 (1024x768)")
-    return int(h), int(w)
 
 
 def segmentation_to_labels(probs: Any, size: tuple[int, int]) -> Any:
@@ -71,7 +63,7 @@ class VITONHDMatching(Backend):
 
         if state.parsing is None or state.keypoints is None or state.garment_mask is None:
             raise UsageError("vitonhd-gmm needs steps 01-03 first; do not start with --from geometric_matching")
-        size = load_size(ctx)
+        size = LOAD_SIZE  # the inputs are drawn in 1024x768 pixels (the original's constants)
         frame = ti.person_frame(state.parsing, size)
         person_l = frame.crop(state.person, fill=(255, 255, 255))
         parse_l = frame.crop(state.parsing, nearest=True, fill=0)

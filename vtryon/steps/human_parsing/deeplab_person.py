@@ -34,7 +34,7 @@ def person_mask(model: Any, image: np.ndarray) -> np.ndarray:
     weights = DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1  # transforms and labels only
     person = weights.meta["categories"].index("person")
     param = next(model.parameters())
-    x = weights.transforms()(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))[None]
+    x = weights.transforms()(torch.from_numpy(np.array(image)).permute(2, 0, 1))[None]  # a writable copy
     with torch.inference_mode():
         # DeepLabV3.forward minus the auxiliary head, which inference does not use
         features = model.backbone(x.to(param.device, param.dtype))

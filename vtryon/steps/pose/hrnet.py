@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vtryon.errors import UsageError
 from vtryon.state import Keypoints, TryOnState
 from vtryon.steps.base import Backend, RunContext
 
@@ -64,7 +65,19 @@ class _HRNetPose(Backend):
 
     def run(self, state: TryOnState, ctx: RunContext) -> None:
         model = ctx.models.load(self.models[0])
-        state.keypoints = estimate(model, state.person, person_box(state), self.input_wh)
+        state.keypoints = estimate(model, state.person, person_box(state), self.input_size(ctx))
+
+    def input_size(self, ctx: RunContext) -> tuple[int, int]:
+        """(width, height) of the crop: the manifest's ``capabilities.input_size`` (H, W) when
+        it gives one (a fine-tuned checkpoint may), else the released model's."""
+        size = ctx.models.entry(self.models[0]).capabilities.input_size
+        if not size:
+            return self.input_wh
+        if len(size) != 2 or size[0] % 32 or size[1] % 32:
+            raise UsageError(
+                f"manifest entry {self.models[0]}: capabilities.input_size {list(size)} must be [height, width], multiples of 32"
+            )
+        return int(size[1]), int(size[0])
 
     def pictures(self, state: TryOnState) -> dict[str, Any]:
         from vtryon.visualize import draw_skeleton

@@ -21,6 +21,16 @@ from vtryon.state import TryOnState
 from vtryon.steps.base import Backend, RunContext
 
 FEATHER_FRACTION = 1 / 80  # feather width relative to the load height (~13 px at 1024)
+LOAD_SIZE = (1024, 768)
+
+
+def generator_size(ctx: RunContext) -> tuple[int, int]:
+    """ALIAS's resolution: 1024x768, or ``options["vitonhd_load_size"]`` (a 4:3 size in multiples
+    of 128, e.g. 512x384) to run it cheaper; step 04's inputs are then resized to it."""
+    h, w = (int(v) for v in ctx.options.get("vitonhd_load_size", LOAD_SIZE))
+    if h % 128 or w % 128 or h * 3 != w * 4:
+        raise UsageError(f"vitonhd load size {h}x{w}: use a 4:3 size whose sides are multiples of 128 (1024x768)")
+    return h, w
 
 
 class VITONHDFitting(Backend):
@@ -32,6 +42,7 @@ class VITONHDFitting(Backend):
     models = ("vitonhd_alias",)
 
     def run(self, state: TryOnState, ctx: RunContext) -> None:
+        import cv2
         import torch
 
         from vtryon.archs.vitonhd import NoiseSource
@@ -45,16 +56,23 @@ class VITONHDFitting(Backend):
             )
         if state.warped_garment is None or state.warped_mask is None:
             raise UsageError("vitonhd-alias needs step 05's warped garment; do not start with --from virtual_fitting")
-        frame = v["person_frame"]
-        size = frame.size
+        size = generator_size(ctx)
+        frame = v["person_frame"].with_size(size)
+        h, w = size
+
+        def fit(a: np.ndarray, nearest: bool = False) -> np.ndarray:
+            if a.shape[:2] == size:
+                return a
+            return cv2.resize(a, (w, h), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
         warped_cm = frame.crop(state.warped_mask, fill=0).astype(np.float32) / 255.0
         warped_c = ti.on_white(frame.crop(state.warped_garment, fill=(255, 255, 255)), (warped_cm * 255).astype(np.uint8))
 
-        parse = ti.merge_labels(v["parse7"], tuple((str(i), (i,)) for i in range(7)))
+        parse = ti.merge_labels(fit(v["parse7"], nearest=True), tuple((str(i), (i,)) for i in range(7)))
         misalign = np.maximum(parse[2] - warped_cm, 0.0)
         parse_div = np.concatenate([parse, misalign[None]], 0)
         parse_div[2] -= misalign
-        x = np.concatenate([ti.to_unit_range(v["img_agnostic"]), ti.to_unit_range(v["pose_rgb"]), ti.to_unit_range(warped_c)], 0)
+        x = np.concatenate([ti.to_unit_range(fit(v["img_agnostic"])), ti.to_unit_range(fit(v["pose_rgb"])), ti.to_unit_range(warped_c)], 0)
 
         model = ctx.models.load("vitonhd_alias")
         p = next(model.parameters())
@@ -66,13 +84,11 @@ class VITONHDFitting(Backend):
         with torch.inference_mode():
             out = model(t(x), t(parse), t(parse_div), t(misalign[None]), noise=noise)
         tryon_l = ti.from_unit_range(out[0].float().cpu().numpy())
-        if tryon_l.shape[:2] != size:  # the generator's output is (H//128)*128 x (W//128)*128
-            raise UsageError(f"vitonhd load size {size} is not a multiple of 128")
         parse_l = frame.crop(state.parsing, nearest=True, fill=0)
         alpha = ti.repaint_region(parse_l, warped_cm, size[0] * FEATHER_FRACTION)
         state.tryon = frame.paste(state.person, tryon_l, alpha)
         state.aux["changed_region"] = frame.paste(np.zeros(state.size, np.uint8), np.full(size, 255, np.uint8), alpha) > 0
-        state.aux["vitonhd_alias"] = {"tryon": tryon_l, "cloth": warped_c, "misalign": (misalign * 255).astype(np.uint8)}
+        state.aux["vitonhd_alias"] = {"tryon": tryon_l, "cloth": warped_c, "misalign": (misalign * 255).astype(np.uint8), "size": size}
 
     def pictures(self, state: TryOnState) -> dict[str, Any]:
         out = state.aux.get("vitonhd_alias")
@@ -81,6 +97,6 @@ class VITONHDFitting(Backend):
         return {
             "alias input cloth": out["cloth"],
             "alias misaligned region": np.repeat(out["misalign"][..., None], 3, 2),
-            "alias try-on 1024x768": out["tryon"],
+            f"alias try-on {out['size'][0]}x{out['size'][1]}": out["tryon"],
             "try-on": state.tryon,
         }
