@@ -359,3 +359,16 @@ def test_precision_rules():
     assert resolve_dtype(both, "cuda", "auto") == torch.float16
     assert resolve_dtype(neither, "cuda", "auto") == torch.float32
     assert resolve_dtype(neither, "cpu", "bf16") == torch.bfloat16  # --precision overrides
+
+
+def test_unwrap_rules():
+    from vtryon.models.unwrap import WrapperSpec, unwrap_state_dict
+
+    spec = WrapperSpec(keys=("params_ema", "params"), strip_prefix="module.")
+    t = torch.zeros(1)
+    assert unwrap_state_dict({"params": {"module.a": t}, "iter": 5}, spec) == {"a": t}
+    assert unwrap_state_dict({"module.a": t}, spec) == {"a": t}  # saved without its container: still strict below
+    with pytest.raises(CheckpointMismatch, match="none of the top-level keys"):
+        unwrap_state_dict({"optimizer": {"module.a": t}}, spec)
+    with pytest.raises(CheckpointMismatch, match="lacks the prefix 'module.'"):
+        unwrap_state_dict({"params": {"a": t}}, spec)

@@ -114,11 +114,11 @@ def _lpips_heads(target: Path) -> None:
     torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) * 0.1 for k, c in enumerate((64, 192, 384, 256, 256))}, target)
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def write_models_folder(root: Path) -> SimpleNamespace:
+    """Checkpoints of every restoration and quality model in their released layouts under
+    ``root``, and an extra manifest registering them with size and sha256."""
     from torchvision.models import alexnet
 
-    root = tmp_path_factory.mktemp("models")
     lines: list[str] = []
     released = {"keys": ["params_ema", "params"]}
     # full release size: realesr-general-x4v3's fixture is its exact release config
@@ -146,6 +146,11 @@ def models(tmp_path_factory):
     manifest = root / "extra-models.toml"
     manifest.write_text("\n".join(lines), encoding="utf-8")
     return SimpleNamespace(dir=root, manifest=manifest)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return write_models_folder(tmp_path_factory.mktemp("models"))
 
 
 def _pool(models, empty: bool = False):
@@ -303,7 +308,7 @@ def test_paste_back_changes_only_the_face() -> None:
 
 
 def test_compact_x4_end_to_end_full_size_checkpoint(models) -> None:
-    from vtryon.steps.post_processing.upscale import RealESRGeneralx4
+    from vtryon.steps.post_processing.upscale import RealESRGeneralx4, lanczos_resize
 
     tryon = _rgb(HOPPER, 0.08)  # 48x41
     pool = _pool(models)
@@ -311,16 +316,15 @@ def test_compact_x4_end_to_end_full_size_checkpoint(models) -> None:
     RealESRGeneralx4().run(state, _ctx(pool))
     assert state.result.shape == (192, 164, 3) and state.result.dtype == np.uint8
     rec = state.aux["post_processing"]
-    assert rec["network_scale"] == 4 and not rec["lanczos_resize"] and rec["dtype"] == "float32" and rec["faces_restored"] is None
-    again = _state(tryon)
-    RealESRGeneralx4().run(again, _ctx(pool, tile=20))
-    assert again.aux["post_processing"]["tile"] == 20
-    diff = np.abs(again.result.astype(int) - state.result)
-    assert diff.mean() < 2.0  # context around each tile: seams stay small
-    odd = _state(tryon)
-    RealESRGeneralx4().run(odd, _ctx(pool, outscale=2.5))
-    assert odd.result.shape == (120, 102, 3) and odd.aux["post_processing"]["lanczos_resize"]
-    assert pool.loads == 1  # one file read, the model shared by the three runs
+    assert rec["network_scale"] == 4 and rec["tile"] == 0 and not rec["lanczos_resize"]
+    assert rec["dtype"] == "float32" and rec["faces_restored"] is None
+    tiled = _state(tryon)
+    RealESRGeneralx4().run(tiled, _ctx(pool, tile=24, outscale=2.5))
+    rec = tiled.aux["post_processing"]
+    assert tiled.result.shape == (120, 102, 3) and rec["lanczos_resize"] and rec["tile"] == 24
+    diff = np.abs(tiled.result.astype(int) - lanczos_resize(state.result, 120, 102))
+    assert diff.mean() < 2.0  # context around each tile keeps seams small
+    assert pool.loads == 1  # one file read, the model shared by both runs
 
 
 def test_x2plus_pixel_unshuffle_on_odd_sizes(models) -> None:
@@ -344,22 +348,22 @@ def test_swinir_mirror_padding_and_tiles(models) -> None:
 
 
 def test_face_restoration_is_seeded_and_local(models) -> None:
-    from vtryon.steps.post_processing.upscale import RealESRGANx2
+    from vtryon.steps.post_processing.upscale import RealESRGANx2, restore_faces
 
     tryon = _rgb(HOPPER, 0.3)  # 180x154, one face
     pool = _pool(models)
-    plain, faces, same, other = (_state(tryon) for _ in range(4))
+    plain, faces = _state(tryon), _state(tryon)
     RealESRGANx2().run(plain, _ctx(pool))
     RealESRGANx2().run(faces, _ctx(pool, restore_faces=True))
-    RealESRGANx2().run(same, _ctx(pool, restore_faces=True))
-    ctx = _ctx(pool, restore_faces=True)
-    ctx.seed = 8
-    RealESRGANx2().run(other, ctx)
     assert faces.aux["post_processing"]["faces_restored"] == 1
+    assert plain.aux["post_processing"]["faces_restored"] is None  # off unless asked
     changed = np.abs(faces.result.astype(int) - plain.result).sum(-1) > 0
     assert 0.005 < changed.mean() < 0.4  # the face region, not the picture
-    assert np.array_equal(faces.result, same.result)  # same seed, same noise
-    assert not np.array_equal(faces.result, other.result)
+    gfpgan = pool.load("gfpgan_v1_4")
+    same, n = restore_faces(tryon, plain.result, gfpgan, seed=7, device="cpu")
+    other, _ = restore_faces(tryon, plain.result, gfpgan, seed=8, device="cpu")
+    assert n == 1 and np.array_equal(same, faces.result)  # same seed, same noise
+    assert not np.array_equal(same, other)
 
 
 def test_missing_checkpoint_names_the_file_and_the_fix(models) -> None:
@@ -417,13 +421,17 @@ def test_quality_report_names_every_number(models) -> None:
     assert -1.0 <= m["clip_vit_b32_garment_similarity"] <= 1.0
     assert m["lpips_alex_person_outside_changed_region"] == pytest.approx(0.0, abs=1e-6)  # nothing changed outside
     assert m["lpips_alex_warped_garment_vs_result_garment_region"] == pytest.approx(0.0, abs=1e-6)  # garment pasted as warped
-    assert m["preservation_ssim_outside_change"] == pytest.approx(1.0)
-    assert set(q["measures"]) == set(m)  # every number says what it measures
+    assert m["preservation_ssim_outside_change"] > 0.97  # SSIM windows reaching into the region lower it a little
+    assert set(q["measures"]) == set(m) == set(q["metric_resolution"])  # every number: what it measures, at what size
     assert q["analysed_size"] == {"height": 300, "width": 256}
     assert q["metric_resolution"]["clip_vit_b32_garment_similarity"] == [64, 64]  # the fixture CLIP's input size
     assert q["models"]["clip_vit_b32_garment_similarity"]["sha256"]
     assert {"vtryon", "torch", "clip", "lpips", "scikit-image"} <= set(q["metric_code"])
     assert q["regions"]["garment"].startswith("warped garment mask")
+    if "brisque" in q["metric_code"]:  # the brisque package is installed
+        assert 0 <= m["brisque_person"] <= 150 and 0 <= m["brisque_result"] <= 150
+    else:
+        assert "brisque" in q["unavailable"]["brisque_result"]
     json.dumps(q)  # one JSON document
 
 
@@ -448,17 +456,6 @@ def test_quality_without_checkpoints_reports_absence_not_numbers(models) -> None
         assert name not in q["metrics"]
         assert f"vtryon download {model_id}" in q["unavailable"][name]
     assert "preservation_ssim_outside_change" in q["metrics"]  # model-free metrics still measured
-
-
-def test_brisque_scores_the_result_when_installed(models) -> None:
-    pytest.importorskip("brisque")
-    from vtryon.steps.quality_assessment.learned import CLIPLPIPSQuality
-
-    state = _tryon_scene()
-    CLIPLPIPSQuality().run(state, _ctx(_pool(models)))
-    m = state.quality["metrics"]
-    assert 0 <= m["brisque_person"] <= 150 and 0 <= m["brisque_result"] <= 150
-    assert state.quality["metric_code"]["brisque"].startswith("brisque ")
 
 
 def test_cli_quality_writes_one_json_report(models, tmp_path) -> None:

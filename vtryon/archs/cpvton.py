@@ -71,43 +71,47 @@ def tps_inverse_system(grid_size: int, extent: float) -> torch.Tensor:
     return torch.linalg.inv(torch.cat([top, bottom], dim=0))
 
 
-def tps_transform(theta: torch.Tensor, points: torch.Tensor, grid_size: int, extent: float) -> torch.Tensor:
-    """Map ``points`` (..., 2) (x, y in normalised coordinates) through the TPS of ``theta``.
+def _tps_weights(theta: torch.Tensor, grid_size: int, extent: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(control points P (N, 2), non-linear weights W (B, N, 2), affine part A (B, 3, 2)), float32.
 
-    ``theta`` (B, 2N): X offsets then Y offsets of the control points. Returns (B, ..., 2).
-    Computed in float32 like the original; the small system inverse in float64.
+    ``theta`` (B, 2N): X offsets then Y offsets; the control points move to Q = P + theta.
+    The small system inverse is computed in float64, the rest in float32 like the original.
     """
     n = grid_size * grid_size
     theta = theta.float()
     dev = theta.device
     p_x, p_y = (t.to(dev, torch.float32) for t in tps_control_points(grid_size, extent))
     li = tps_inverse_system(grid_size, extent).to(dev, torch.float32)
-    q_x = theta[:, :n] + p_x  # (B, N) target positions of the control points
-    q_y = theta[:, n:] + p_y
-    w_x, w_y = q_x @ li[:n, :n].T, q_y @ li[:n, :n].T  # non-linear weights (B, N)
-    a_x, a_y = q_x @ li[n:, :n].T, q_y @ li[n:, :n].T  # affine part (B, 3)
-    pts = points.to(dev, torch.float32)
-    x, y = pts[..., 0], pts[..., 1]
-    u = _tps_kernel((x[..., None] - p_x) ** 2 + (y[..., None] - p_y) ** 2)  # (..., N)
-    flat_u = u.reshape(-1, n)
-    xs = a_x[:, 0:1] + a_x[:, 1:2] * x.reshape(1, -1) + a_x[:, 2:3] * y.reshape(1, -1) + w_x @ flat_u.T
-    ys = a_y[:, 0:1] + a_y[:, 1:2] * x.reshape(1, -1) + a_y[:, 2:3] * y.reshape(1, -1) + w_y @ flat_u.T
-    out = torch.stack([xs, ys], dim=-1)
-    return out.reshape((theta.shape[0],) + tuple(points.shape[:-1]) + (2,))
+    q = torch.stack([theta[:, :n] + p_x, theta[:, n:] + p_y], dim=2)  # (B, N, 2)
+    return torch.stack([p_x, p_y], 1), li[:n, :n] @ q, li[n:, :n] @ q
 
 
 def tps_grid(theta: torch.Tensor, out_h: int, out_w: int, grid_size: int, extent: float) -> torch.Tensor:
-    """The (B, out_h, out_w, 2) sampling grid: the TPS evaluated on ``linspace(-extent, extent)``."""
-    ys = torch.linspace(-extent, extent, out_h, dtype=torch.float64).float()
-    xs = torch.linspace(-extent, extent, out_w, dtype=torch.float64).float()
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    rows = []
-    # a few rows at a time keeps the (rows, W, N) kernel small at 1024x768
-    step = max(1, 65536 // max(out_w, 1))
-    pts = torch.stack([gx, gy], dim=-1)
+    """The (B, out_h, out_w, 2) sampling grid: the TPS of ``theta`` on ``linspace(-extent, extent)``.
+
+    out(x, y) = A0 + A1 x + A2 y + sum_i W_i U(|(x, y) - P_i|^2), U(r2) = r2 log r2 (0 at r2 = 0,
+    which is what the original's "r2 == 0 -> 1" does). The grid is separable, so the squared
+    distances are a row term plus a column term.
+    """
+    pts, w, a = _tps_weights(theta, grid_size, extent)
+    dev = theta.device
+    ys = torch.linspace(-extent, extent, out_h, dtype=torch.float64).float().to(dev)
+    xs = torch.linspace(-extent, extent, out_w, dtype=torch.float64).float().to(dev)
+    dx2 = (xs[:, None] - pts[:, 0]) ** 2  # (W, N)
+    dy2 = (ys[:, None] - pts[:, 1]) ** 2  # (H, N)
+    b = theta.shape[0]
+    out = torch.empty(b, out_h, out_w, 2, device=dev)
+    step = max(1, 262144 // max(out_w, 1))  # rows per block: bounds the (rows, W, N) kernel
     for r0 in range(0, out_h, step):
-        rows.append(tps_transform(theta, pts[r0 : r0 + step], grid_size, extent))
-    return torch.cat(rows, dim=1)
+        d2 = dy2[r0 : r0 + step, None, :] + dx2[None, :, :]  # (rows, W, N)
+        u = torch.xlogy(d2, d2)
+        rows = d2.shape[0]
+        nonlinear = (u.reshape(-1, u.shape[-1]) @ w).reshape(b, rows, out_w, 2) if b == 1 else \
+            torch.einsum("rcn,bnk->brck", u, w)
+        gx = xs[None, None, :, None]
+        gy = ys[r0 : r0 + rows][None, :, None, None]
+        out[:, r0 : r0 + rows] = a[:, None, None, 0] + a[:, None, None, 1] * gx + a[:, None, None, 2] * gy + nonlinear
+    return out
 
 
 # ----------------------------------------------------------------------------------------

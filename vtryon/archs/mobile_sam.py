@@ -6,8 +6,9 @@ package (MobileSAM ships identical copies). TinyViT is written here because no m
 package builds it from a checkpoint: the PyPI packages that ship MobileSAM's code
 (mobilesam-mirror 1.0.0, mobilesam-lite 0.1.2, unofficial one-person copies) hard-code the
 1024-pixel token grid and the last-stage width (320), import timm without declaring it, and
-the latter vendors AGPL ultralytics. Tensor names are the released ones (``image_encoder.layers.2.blocks.0.attn.attention_biases`` ...); widths, heads, windows
-and block counts are read from shapes.
+the latter vendors AGPL ultralytics. Tensor names are the released ones
+(``image_encoder.layers.2.blocks.0.attn.attention_biases`` ...); widths, heads, windows and
+block counts are read from shapes.
 
 Differences from the original that do not change results:
 - token grids are taken from the input instead of fixed at construction (the original's
@@ -24,16 +25,15 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtryon.archs.sam import assemble, prompt_and_decoder_config
+from vtryon.archs.sam import assemble, count_children, prompt_and_decoder_config
 
 OPTIONAL_KEYS = ("num_batches_tracked",)
 RELEASED_IMG_SIZE = 1024
@@ -268,22 +268,16 @@ class TinyViT(nn.Module):
         return self.neck(x)
 
 
-def _count(state: Mapping[str, Any], prefix: str) -> int:
-    pat = re.compile(re.escape(prefix) + r"\.(\d+)\.")
-    found = {int(m.group(1)) for k in state if (m := pat.match(k))}
-    return max(found) + 1 if found else 0
-
-
 def config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """TinyViT widths, depths, heads and windows from tensor shapes; ``img_size`` is the
     released 1024 (no tensor shows it)."""
     e = "image_encoder."
     try:
-        n = _count(state_dict, e + "layers")
+        n = count_children(state_dict, e + "layers")
         dims, depths, heads, windows, mlp_hidden = [], [], [], [], []
         for i in range(n):
             p = f"{e}layers.{i}."
-            depths.append(_count(state_dict, p + "blocks"))
+            depths.append(count_children(state_dict, p + "blocks"))
             if i == 0:
                 dims.append(int(state_dict[p + "blocks.0.conv1.c.weight"].shape[1]))
                 heads.append(0), windows.append(0), mlp_hidden.append(0)

@@ -21,7 +21,7 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 OPTIONAL_KEYS = ("num_batches_tracked",)
 
 
-def _count(state: Mapping[str, Any], prefix: str) -> int:
+def count_children(state: Mapping[str, Any], prefix: str) -> int:
     """How many numbered children ``prefix.<i>.`` the state dict has."""
     pat = re.compile(re.escape(prefix) + r"\.(\d+)\.")
     found = {int(m.group(1)) for k in state if (m := pat.match(k))}
@@ -43,12 +43,12 @@ def prompt_and_decoder_config(state: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "prompt_embed_dim": prompt_dim,
         "mask_in_chans": int(_need(state, "prompt_encoder.mask_downscaling.3.weight").shape[0]),
-        "decoder_depth": _count(state, "mask_decoder.transformer.layers"),
+        "decoder_depth": count_children(state, "mask_decoder.transformer.layers"),
         "decoder_mlp_dim": int(_need(state, t + "mlp.lin1.weight").shape[0]),
         "decoder_heads": 8,  # not visible in shapes; 8 in every released SAM
         "attention_downsample_rate": prompt_dim // inner,
         "num_multimask_outputs": int(_need(state, "mask_decoder.mask_tokens.weight").shape[0]) - 1,
-        "iou_head_depth": _count(state, "mask_decoder.iou_prediction_head.layers"),
+        "iou_head_depth": count_children(state, "mask_decoder.iou_prediction_head.layers"),
         "iou_head_hidden_dim": int(_need(state, "mask_decoder.iou_prediction_head.layers.0.weight").shape[0]),
     }
 
@@ -63,7 +63,7 @@ def config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     patch = _need(state_dict, e + "patch_embed.proj.weight").shape  # (C, 3, p, p)
     embed_dim, patch_size = int(patch[0]), int(patch[2])
     grid = int(_need(state_dict, e + "pos_embed").shape[1])
-    depth = _count(state_dict, e + "blocks")
+    depth = count_children(state_dict, e + "blocks")
     use_rel_pos = f"{e}blocks.0.attn.rel_pos_h" in state_dict
     global_idx: list[int] = []
     window = 14

@@ -238,7 +238,7 @@ def _check_pins(config: Mapping[str, Any], source: str = "checkpoint") -> None:
         if pin in config and detected.get(pin) != config[pin]:
             raise CheckpointMismatch(
                 f"{source}: expected a {pin} of {config[pin]!r}, the tensors are a {detected.get(pin)!r} network",
-                hint="the file is another model than its manifest entry says; download it again with `vtryon download ID`",
+                hint="the file is another model than its manifest entry names; `vtryon verify-models` checks every installed file",
             )
 
 
@@ -280,14 +280,14 @@ def from_state_dict(state: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
     """
     import torch
 
+    from vtryon.models.build import describe_mismatch, key_mismatch
+
     fresh = dict(config) if {"class", "hyperparameters", "detected", "info"} <= set(config) else config_from_state_dict(state)
     pins = {k: config[k] for k in ("architecture", "scale") if k in config}
     full = {**fresh, **pins}
     _check_pins(full)
     with torch.device("meta"):
         model = build(full)
-    from vtryon.models.build import describe_mismatch, key_mismatch
-
     missing, unexpected, misshaped = key_mismatch(model.state_dict(), state, ())
     if missing or unexpected or misshaped:
         raise CheckpointMismatch(

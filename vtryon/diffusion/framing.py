@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import cv2
 import numpy as np
 
@@ -36,29 +38,23 @@ def _slide(lo: float, hi: float, length: int, limit: int) -> int:
 
 
 def frame_for(region: np.ndarray, size: tuple[int, int]) -> Frame:
-    """The window of aspect ``size`` (w, h) covering the nonzero pixels of ``region`` (HxW)."""
+    """The window of aspect ``size`` (w, h) covering the nonzero pixels of ``region`` (HxW).
+
+    Its sides are whole multiples of the aspect's unit (3x4 for 768x1024), so the aspect is
+    exact and the way back is one uniform scale."""
     h, w = region.shape[:2]
     mw, mh = size
+    g = math.gcd(mw, mh)
+    uw, uh = mw // g, mh // g
     ys, xs = np.nonzero(region)
     if len(xs) == 0:
         ys, xs = np.array([0, h - 1]), np.array([0, w - 1])
     bx0, bx1, by0, by1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    if w * mh >= h * mw:  # photo at least as wide as the engine's aspect: full height
-        fh = h
-        fw = max(1, round(h * mw / mh))
-        if bx1 - bx0 > fw:  # region wider than the window: widen (pads top and bottom)
-            fw = bx1 - bx0
-            fh = round(fw * mh / mw)
-        x0 = _slide(bx0, bx1, fw, w) if fw <= w else round((bx0 + bx1) / 2 - fw / 2)
-        y0 = (h - fh) // 2 if fh > h else 0
-    else:  # taller photo: full width
-        fw = w
-        fh = max(1, round(w * mh / mw))
-        if by1 - by0 > fh:
-            fh = by1 - by0
-            fw = round(fh * mw / mh)
-        y0 = _slide(by0, by1, fh, h) if fh <= h else round((by0 + by1) / 2 - fh / 2)
-        x0 = (w - fw) // 2 if fw > w else 0
+    # the largest whole-unit window inside the photo, grown (past the photo) if the region needs it
+    n = max(1, min(w // uw, h // uh), math.ceil((bx1 - bx0) / uw), math.ceil((by1 - by0) / uh))
+    fw, fh = n * uw, n * uh
+    x0 = _slide(bx0, bx1, fw, w) if fw <= w else round((bx0 + bx1) / 2 - fw / 2)
+    y0 = _slide(by0, by1, fh, h) if fh <= h else round((by0 + by1) / 2 - fh / 2)
     return Frame((x0, y0, x0 + fw, y0 + fh), (mw, mh))
 
 

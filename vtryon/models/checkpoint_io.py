@@ -27,6 +27,7 @@ SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"
 TORCH_LEGACY = "torch-legacy"
 TORCHSCRIPT = "torchscript"
+ONNX = "onnx"  # (diffusion engineer) OOTDiffusion's SCHP exports: files onnxruntime reads, never read_state_dict
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pth.tar", ".tar")
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec"
@@ -98,6 +99,8 @@ def sniff(path: Path) -> str:
             return SAFETENSORS
     if head[:1] == b"\x80":  # a pickle stream: torch's legacy format (or a bare pickle)
         return TORCH_LEGACY
+    if path.suffix == ".onnx" and head[:1] == b"\x08":  # (diffusion engineer) ONNX ModelProto: field 1 (ir_version) first
+        return ONNX
     shown = head[:8].hex()
     raise CheckpointCorrupt(f"{path} is not a checkpoint this loader knows (it starts with bytes {shown})", hint=_refetch_hint(path))
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vtryon.errors import DownloadError, UsageError, VtryonError
+from vtryon.errors import DownloadError, VtryonError
 from vtryon.models.manifest import ModelEntry, Source
 from vtryon.models.store import ModelStore, sha256_file
 
@@ -276,7 +276,7 @@ class HttpDownloader:
             with open(temp, "ab") as out:
                 while True:
                     try:
-                        block = response.read(_CHUNK if total is None else min(_CHUNK, max(total - done, 1)))
+                        block = response.read1(_CHUNK)  # what has arrived: keeps the stall check timely
                     except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
                         raise _Retry(f"{url}: connection lost at byte {done}: {type(exc).__name__}") from None
                     if not block:
@@ -479,7 +479,8 @@ def download_entry(
             return DownloadResult(entry.id, "downloaded", target, source.describe())
         except DownloadError as exc:
             errors.append(str(exc))
-            log(f"{entry.id}: {exc}")
+            if source is not entry.sources[-1]:
+                log(f"{entry.id}: {exc}; trying the next source")
     return DownloadResult(entry.id, "failed", None, "; ".join(errors))
 
 
@@ -503,4 +504,4 @@ def download_models(
     return results
 
 
-__all__ = ["DownloadOptions", "HttpDownloader", "DownloadResult", "download_entry", "download_models", "license_text", "UsageError"]
+__all__ = ["DownloadOptions", "HttpDownloader", "DownloadResult", "download_entry", "download_models", "license_text"]

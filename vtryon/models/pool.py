@@ -27,7 +27,7 @@ from typing import Any
 from vtryon.errors import CheckpointMissing, UsageError
 from vtryon.models.manifest import ManifestLike, ModelEntry
 from vtryon.models.store import ModelStore
-from vtryon.models.verify import UNRECORDED, check_file, raise_for
+from vtryon.models.verify import PREFIX, UNRECORDED, check_file, raise_for
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def missing_error(entry: ModelEntry, store: ModelStore) -> CheckpointMissing:
     if entry.sources:
         hint = f"run `vtryon download {entry.id}`"
     elif entry.manual:
-        hint = f"{entry.manual}"
+        hint = f"no automatic download for it: {entry.manual}"
     else:
         hint = f"put {entry.file} in {store.target(entry).parent} or register it with `vtryon models scan DIR`"
     return CheckpointMissing(
@@ -131,7 +131,7 @@ class ModelPool:
             raise missing_error(entry, self.store)
         check = check_file(entry, path, self.store)
         raise_for(check)
-        if check.hash_status == UNRECORDED:
+        if check.hash_status in (UNRECORDED, PREFIX):  # record the full hash: later checks compare all of it
             self._trust_first_use(entry, path, check.sha256)
         self._paths[entry.id] = path
         return path

@@ -101,7 +101,7 @@ class _DataUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise CheckpointCorrupt(f"{self.source}: unknown persistent reference {str(pid)[:60]}")
-        storage_type, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
+        storage_type, key, numel = pid[1], str(pid[2]), int(pid[4])
         if key not in self.storages:
             self.storages[key] = self._read_storage(key, storage_type, numel)
         return self.storages[key]

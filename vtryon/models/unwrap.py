@@ -19,7 +19,9 @@ class WrapperSpec:
     """Unwrapping rules for one released checkpoint.
 
     keys: top-level keys tried in order (``("params_ema", "params")``); the first present
-        one holds the state dict. Empty: the file is the state dict.
+        one holds the state dict. Empty: the file is the state dict. When none is present
+        and the file holds no nested dict, the file itself is the state dict (as the original
+        loaders of SwinIR and Real-ESRGAN allow).
     strip_prefix: a prefix every key carries (``"module."`` from DataParallel); required
         on every key when set, so a file of another layout is not silently accepted.
     replace: ``(old, new)`` substring replacements applied to every key, in order
@@ -53,17 +55,19 @@ def unwrap_state_dict(obj: Mapping[str, Any], spec: WrapperSpec, *, source: str 
         raise CheckpointMismatch(f"{source}: expected a dict of tensors, found {type(obj).__name__}")
     state: Mapping[str, Any] = obj
     if spec.keys:
-        for key in spec.keys:
-            if key in obj:
-                state = obj[key]
-                break
-        else:
+        key = next((k for k in spec.keys if k in obj), None)
+        if key is not None:
+            state = obj[key]
+            if not isinstance(state, Mapping):
+                raise CheckpointMismatch(f"{source}: {key!r} holds {type(state).__name__}, not a dict of tensors")
+        elif any(isinstance(v, Mapping) for v in obj.values()):
             found = ", ".join(sorted(map(str, obj))[:8])
             raise CheckpointMismatch(
                 f"{source}: none of the top-level keys {list(spec.keys)} is in the file (it has: {found})"
             )
-        if not isinstance(state, Mapping):
-            raise CheckpointMismatch(f"{source}: {key!r} holds {type(state).__name__}, not a dict of tensors")
+        # else: no container key and no nested dict: these are the tensors themselves (a file saved
+        # without its wrapper, or a layout listing the wrapped tensors). The original loaders
+        # (SwinIR's, RealESRGANer's) accept that too; the strict check that follows still applies.
     out: dict[str, Any] = {}
     for name, value in state.items():
         name = str(name)

@@ -10,11 +10,12 @@ It follows OOTDiffusion's ``get_mask_location`` (run/utils_ootd.py) at its worki
   garments and dresses also the arms, redrawn as thick lines shoulder-elbow-wrist (the
   wrist pushed 20% further out) and dilated (5x5, 4 times), and the neck;
 - hands (arm pixels beyond the drawn arms) are kept; holes are filled and the largest
-  region is kept.
+  region is kept; the mask is resized back to the parsing's size, where the labels kept
+  always are cleared exactly.
 
 LIP has no neck class (OOTDiffusion takes it from ATR's face minus LIP's face): here the
-neck is the face or background pixels below the chin line (40% of the way from the nose to
-the neck keypoint) down to the neck keypoint, within the face's width.
+neck is what lies below the chin line (40% of the way from the nose to the neck keypoint)
+and is labelled face, or background down to the neck keypoint within the face's width.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vtryon.state import CATEGORIES, KP, LIP, Keypoints
+from vtryon.state import CATEGORIES, LIP, Keypoints
 
 WORK_HEIGHT = 512
 ARM_WIDTH = {"hd": 60, "dc": 45}  # at 512 pixels high: OOTDiffusion's hd / dc values
@@ -55,7 +56,9 @@ def _point(kp: Keypoints | None, name: str, scale: float) -> np.ndarray | None:
 
 
 def neck_region(labels: np.ndarray, kp: Keypoints | None, scale: float) -> np.ndarray:
-    """Face or background pixels between the chin line and the neck keypoint (see module doc)."""
+    """The neck (and the chest skin a neckline shows) below the chin line: face pixels there
+    (parsers trained on ATR, and ours, label that skin as face), and background pixels down
+    to the neck keypoint within the face's width (LIP-trained parsers leave the neck unlabelled)."""
     h, w = labels.shape
     nose, neck = _point(kp, "nose", scale), _point(kp, "neck", scale)
     out = np.zeros((h, w), bool)
@@ -67,7 +70,7 @@ def neck_region(labels: np.ndarray, kp: Keypoints | None, scale: float) -> np.nd
     chin = nose[1] + _CHIN * (neck[1] - nose[1])
     yy, xx = np.mgrid[0:h, 0:w]
     band = (yy >= chin) & (yy <= neck[1]) & (np.abs(xx - neck[0]) <= half)
-    return band & (face | (labels == LIP["background"]))
+    return (face & (yy >= chin)) | (band & (labels == LIP["background"]))
 
 
 def _draw_arm(size: tuple[int, int], shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, width: int) -> np.ndarray:
@@ -136,4 +139,8 @@ def agnostic_mask(parsing: np.ndarray, keypoints: Keypoints | None, category: st
     keep = (changeable & ~region) | fixed
     mask = _largest_region(_fill_holes(~keep))
     mask = cv2.resize(mask.astype(np.uint8) * 255, (W, H), interpolation=cv2.INTER_NEAREST)
+    # the labels kept always, kept exactly at full size (the way back from 512 rows rounds)
+    neck_full = cv2.resize(neck.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    kept = _isin(parsing, _FIXED + _ALSO_FIXED[category]) | (_isin(parsing, _HEAD) & ~neck_full)
+    mask[kept] = 0
     return mask

@@ -297,11 +297,21 @@ def split_body_regions(image: np.ndarray, obs: mpb.BodyObservation, person: np.n
     # the rest of the person is clothing (or skin the model missed: kept as clothing-like
     # only if not skin-coloured)
     clothes = person & (parsing == 0) & ~skin_all
+    # the outline of bare limbs mixes skin with backdrop into colours that are not skin:
+    # thin slivers are not clothing (they fall to the limbs below)
+    r = max(2.0, 0.012 * sw)
+    limbs = limb["left-arm"] | limb["right-arm"] | limb["left-leg"] | limb["right-leg"]
+    clothes &= grow(shrink(clothes, r), r) | ~limbs  # straps elsewhere are clothing
     upper, lower = _split_clothes(lab, clothes, pose, sw, shoulder_y)
     parsing[upper] = LIP["upper-clothes"]
     parsing[lower] = LIP["skirt"] if _is_skirt(lower, pose) else LIP["pants"]
-    # skin no limb claimed (a bare midriff, a shoulder): torso skin
+    # skin no limb claimed: the limb's edge if it lies just outside a limb's capsule (a wide
+    # arm), else torso skin (a bare midriff, a shoulder)
     leftover = person & (parsing == 0)
+    for name in ("left-arm", "right-arm", "left-leg", "right-leg"):
+        near = leftover & grow(limb[name], 0.08 * sw)
+        parsing[near] = LIP[name]
+        leftover &= ~near
     torso_skin |= leftover
     parsing[leftover] = LIP["face"]
     return BodyRegions(parsing, person, skin_all | torso_skin, torso_skin, sw)

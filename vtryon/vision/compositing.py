@@ -71,6 +71,28 @@ def _skin_colour(person: np.ndarray, skin: np.ndarray, near: np.ndarray) -> np.n
     return np.median(person[sel].astype(np.float32), axis=0)
 
 
+def _extend_nearest(image: np.ndarray, known: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Fill ``where`` with the colour of the nearest ``known`` pixel (the garment's own
+    fabric, never the product photo's backdrop), lightly smoothed."""
+    ys, xs = np.nonzero(grow(where, 4))
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    pad = 32
+    y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+    y1, x1 = min(image.shape[0], y1 + pad), min(image.shape[1], x1 + pad)
+    k = known[y0:y1, x0:x1]
+    out = image.copy()
+    if not k.any():
+        return out
+    _, labels = cv2.distanceTransformWithLabels((~k).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    ky, kx = np.nonzero(k)  # labels count the known pixels in raster order, from 1
+    crop = image[y0:y1, x0:x1]
+    nearest = crop[ky[labels - 1], kx[labels - 1]]
+    smooth = cv2.GaussianBlur(nearest, (0, 0), 2.0)
+    w = where[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][w] = smooth[w]
+    return out
+
+
 def _paint_skin(image: np.ndarray, hole: np.ndarray, skin: np.ndarray, colour: np.ndarray, shade: np.ndarray) -> np.ndarray:
     """Fill ``hole`` with skin grown in from the real skin around it.
 
@@ -92,6 +114,9 @@ def _paint_skin(image: np.ndarray, hole: np.ndarray, skin: np.ndarray, colour: n
     t = np.clip(dist / 12.0, 0, 1)[..., None]
     filled = filled.astype(np.float32) * (1 - t) + colour[None, None, :] * t
     up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) * shade[..., None]
+    # painted skin is not flat: a faint, fixed grain (seeded, so runs are repeatable)
+    grain = cv2.GaussianBlur(np.random.default_rng(0).normal(0, 3.0, (h, w)).astype(np.float32), (0, 0), 0.7)
+    up += grain[..., None]
     out = image.copy()
     out[hole] = np.clip(up[hole], 0, 255).astype(np.uint8)
     return out
@@ -119,8 +144,10 @@ def compose_upper(
     skin: np.ndarray,
     torso_skin: np.ndarray,
     arms: dict[str, list[np.ndarray]],
+    shoulders: tuple[np.ndarray, np.ndarray],
     shoulder_width: float,
     hips: tuple[np.ndarray, np.ndarray] | None,
+    neckline: list[list[float]] | None = None,
 ) -> Composite:
     h, w = parsing.shape
     scale = float(max(h, w))
@@ -132,6 +159,8 @@ def compose_upper(
     face = (parsing == LIP["face"]) & ~torso_skin
     arm = np.isin(parsing, [LIP["left-arm"], LIP["right-arm"]])
     front = hair | face | (arm & (parts == TORSO))
+    if neckline is not None:
+        front |= torso_skin & _above_neckline((h, w), neckline)
     front_soft = feather(cv2.dilate(front.astype(np.uint8), disk(1)).astype(bool), 1.0)
     alpha = new * (1.0 - front_soft)
 
@@ -139,12 +168,19 @@ def compose_upper(
     # gaps the warp leaves between the garment's parts (under the arm, at the shoulder seam)
     # are fabric, not skin: close them with the garment's own colours
     covered = alpha > 0.5
-    closed = close(covered, max(2, int(0.08 * shoulder_width)))
-    gap = closed & ~covered & old_top & ~front
+    closed = close(covered, max(2, int(0.15 * shoulder_width)))
+    # on the arms only the armhole (down to the armpit) can be such a gap: the sleeve hangs
+    # from the whole armhole, the strip that models it only from its middle
+    armpit_y = max((2 * poly[0][1] - tip[1] for poly, tip in zip(arms.values(), shoulders)), default=0.0)
+    arm_ok = ~arm | (np.arange(h)[:, None] < armpit_y + 0.05 * shoulder_width)
+    gap = closed & ~covered & (parsing > 0) & ~hair & ~face & arm_ok
     if gap.any():
-        garment = cv2.inpaint(garment, gap.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+        garment = _extend_nearest(garment, covered, gap)
         alpha = np.where(gap, 1.0, alpha).astype(np.float32)
     hole = old_top & (alpha < 0.5)
+    # the old top's outline is a band of mixed pixels the parser left to its neighbours: take it too
+    rim = grow(hole, 3) & ~hole & (alpha < 0.5) & ~front & ~arm
+    hole |= rim
     # clean the hole's rim too: old-top pixels within a few pixels of the new edge
     hole |= old_top & (cv2.dilate((alpha < 0.5).astype(np.uint8), disk(2)).astype(bool)) & (alpha < 0.95)
 
@@ -155,10 +191,9 @@ def compose_upper(
         for poly in arms.values():
             if len(poly) >= 2:
                 body |= capsule((h, w), poly, 0.2 * sw)
-        if hips is not None:
-            quad = np.array([arms_start(arms, "l"), arms_start(arms, "r"), hips[1] + [0.12 * sw, 0], hips[0] - [0.12 * sw, 0]], np.int32)
-            m = np.zeros((h, w), np.uint8)
-            cv2.fillConvexPoly(m, quad, 1)
+        body |= grow(_torso_polygon((h, w), shoulders, hips, sw), 0.05 * sw)
+        for tip in shoulders:  # the shoulder caps (straps of the old top rest there)
+            cv2.circle(m := np.zeros((h, w), np.uint8), (int(tip[0]), int(tip[1])), int(0.18 * sw), 1, -1)
             body |= m.astype(bool)
         skin_hole = hole & body
         bg_hole = hole & ~body
@@ -178,5 +213,29 @@ def compose_upper(
     return Composite(image, a, hole, changed)
 
 
-def arms_start(arms: dict[str, list[np.ndarray]], side: str) -> np.ndarray:
-    return np.asarray(arms[side][0], np.float64)
+def _above_neckline(shape: tuple[int, int], neckline: list[list[float]]) -> np.ndarray:
+    """The region above the garment's front neckline (a parabola through its three points)."""
+    (x0, y0), (xm, ym), (x1, y1) = neckline
+    xs = np.linspace(x0, x1, 32)
+    t = (xs - x0) / max(x1 - x0, 1e-6)
+    ys = (1 - t) ** 2 * y0 + 2 * t * (1 - t) * (2 * ym - 0.5 * (y0 + y1)) + t**2 * y1
+    poly = np.concatenate([[[x0, 0]], np.stack([xs, ys], 1), [[x1, 0]]]).astype(np.int32)
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [poly], 1)
+    return m.astype(bool)
+
+
+def _torso_polygon(shape: tuple[int, int], shoulders: tuple[np.ndarray, np.ndarray], hips: tuple[np.ndarray, np.ndarray] | None, sw: float) -> np.ndarray:
+    """Where the body is under the old top: shoulders, the neck's base, down to the hips
+    (or the frame's edge when the hips are out of view)."""
+    h, w = shape
+    sl, sr = (np.asarray(p, np.float64) for p in shoulders)
+    neck = 0.5 * (sl + sr) - np.array([0.0, 0.2 * sw])
+    if hips is None:
+        hl, hr = np.array([sl[0], h - 1.0]), np.array([sr[0], h - 1.0])
+    else:
+        hl, hr = hips[0] - [0.15 * sw, 0], hips[1] + [0.15 * sw, 0]
+    poly = np.array([sl, neck, sr, hr, hl], np.int32)
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [poly], 1)
+    return m.astype(bool)

@@ -51,7 +51,7 @@ def _torso_extent(parsing: np.ndarray, centre_x: float, sw: float, torso_skin: n
         torso |= torso_skin
     out = np.full((h, 2), np.nan)
     c = int(np.clip(round(centre_x), 0, w - 1))
-    lim = int(0.9 * sw)
+    lim = int(0.65 * sw)  # a torso is rarely wider; beyond that the run is an old sleeve or an arm
     for y in range(h):
         row = torso[y]
         if not row[c]:
@@ -115,14 +115,18 @@ def body_anchors(kp: Keypoints, parsing: np.ndarray, person_mask: np.ndarray, to
     return BodyAnchors(pts, arms, sw, centre_x, extent)
 
 
-def _torso_similarity(g: dict[str, np.ndarray], body: "BodyAnchors") -> np.ndarray:
+def _torso_similarity(g: dict[str, np.ndarray], body: "BodyAnchors", sleeved: bool = True) -> np.ndarray:
     """2x3 similarity placing the garment on the torso: scale from shoulder to shoulder,
     rotation from the torso's axis (shoulders' midpoint to hips' midpoint), shift so the
     shoulders' midpoints meet. A shrug tilts the shoulder line, not the whole garment."""
     b = body.points
-    g_mid = 0.5 * (g["shoulder_l"] + g["shoulder_r"])
-    b_mid = 0.5 * (b["shoulder_l"] + b["shoulder_r"])
-    scale = np.linalg.norm(b["shoulder_r"] - b["shoulder_l"]) / max(np.linalg.norm(g["shoulder_r"] - g["shoulder_l"]), 1e-6)
+    # a sleeved top is sized by its shoulders; a strap top by its body panel, armpit to armpit
+    key = "shoulder" if sleeved else "armpit"
+    g_mid = 0.5 * (g[f"{key}_l"] + g[f"{key}_r"])
+    b_mid = 0.5 * (b[f"{key}_l"] + b[f"{key}_r"])
+    scale = np.linalg.norm(b[f"{key}_r"] - b[f"{key}_l"]) / max(np.linalg.norm(g[f"{key}_r"] - g[f"{key}_l"]), 1e-6)
+    if not sleeved:
+        scale *= 1.08  # the panel wraps a little round the sides of the body
     if "hip_l" in b and "hip_r" in b:
         axis = 0.5 * (b["hip_l"] + b["hip_r"]) - b_mid
         angle = float(np.arctan2(-axis[0], axis[1]))  # 0 when the torso is upright
@@ -134,6 +138,16 @@ def _torso_similarity(g: dict[str, np.ndarray], body: "BodyAnchors") -> np.ndarr
     m = np.array([[c, -s, 0.0], [s, c, 0.0]])
     m[:, 2] = b_mid - m[:, :2] @ g_mid
     return m
+
+
+def _on_shoulder_surface(p: np.ndarray, body: "BodyAnchors") -> np.ndarray:
+    """Move a point vertically onto the line through the shoulder tips and the neck's base."""
+    b = body.points
+    sl, sr = b["shoulder_l"], b["shoulder_r"]
+    t = np.clip((p[0] - sl[0]) / max(sr[0] - sl[0], 1e-6), 0.0, 1.0)
+    # the shoulder line rises towards the neck: a parabola through both tips, 0.12 sw higher mid-way
+    y = sl[1] + t * (sr[1] - sl[1]) - 0.12 * body.shoulder_width * 4 * t * (1 - t)
+    return np.array([p[0], y])
 
 
 def _apply(m: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -158,14 +172,18 @@ def _tps_map(dst: np.ndarray, src: np.ndarray, shape: tuple[int, int]) -> np.nda
     return m[:h, :w].astype(np.float32)
 
 
-def _strip_map(poly: list[np.ndarray], length: float, half_width: float, g_start: np.ndarray, g_axis: np.ndarray, scale: float, shape: tuple[int, int], back: float = 0.0) -> np.ndarray:
+def _strip_map(poly: list[np.ndarray], length: float, half_width: float | tuple[float, float], g_start: np.ndarray, g_axis: np.ndarray, scale: float, shape: tuple[int, int], back: float = 0.0) -> np.ndarray:
     """Map person pixels near the arm polyline onto the garment's straight sleeve axis.
 
     Arc length t along the polyline and signed offset s from it become
     ``g_start + t/scale * axis + s/scale * normal``. The first segment is extended ``back``
-    pixels before the polyline's start (negative t) to reach the shoulder cap.
+    pixels before the polyline's start (negative t) to reach the shoulder cap. ``half_width``
+    may be (at the start, at the end): a sleeve is as wide as its armhole where it joins the
+    torso and as wide as its cuff at the end.
     """
     h, w = shape
+    half_start, half_end = half_width if isinstance(half_width, tuple) else (half_width, half_width)
+    half_width = max(half_start, half_end)
     out = np.full((h, w, 2), -1.0, np.float32)
     pts = [np.asarray(p, np.float64) for p in poly]
     if len(pts) < 2:
@@ -202,7 +220,8 @@ def _strip_map(poly: list[np.ndarray], length: float, half_width: float, g_start
         best_d[better], best_t[better], best_s[better] = d[better], acc + t[better], s[better]
         acc += seg
     best_t -= back
-    inside = (best_d <= half_width) & (best_t <= length)
+    frac = np.clip(best_t / max(length, 1e-6), 0.0, 1.0)
+    inside = (best_d <= half_start + (half_end - half_start) * frac) & (best_t <= length)
     g_n = np.array([-g_axis[1], g_axis[0]])
     gx = g_start[0] + best_t / scale * g_axis[0] + best_s / scale * g_n[0]
     gy = g_start[1] + best_t / scale * g_axis[1] + best_s / scale * g_n[1]
@@ -220,7 +239,7 @@ def fit_garment_to_body(lm: GarmentLandmarks, body: BodyAnchors, shape: tuple[in
     """The warp and, per person pixel, the garment part it shows (0 none, TORSO, SLEEVE_L/R)."""
     g = lm.points
     b = body.points
-    sim = _torso_similarity(g, body)
+    sim = _torso_similarity(g, body, lm.sleeved)
     scale = float(np.hypot(sim[0, 0], sim[1, 0]))
     names: list[str] = []
     src: list[np.ndarray] = []
@@ -231,8 +250,12 @@ def fit_garment_to_body(lm: GarmentLandmarks, body: BodyAnchors, shape: tuple[in
         src.append(g[name])
         dst.append(target)
 
-    match("shoulder_l", b["shoulder_l"])
-    match("shoulder_r", b["shoulder_r"])
+    if lm.sleeved:
+        match("shoulder_l", b["shoulder_l"])
+        match("shoulder_r", b["shoulder_r"])
+    else:  # strap tops rest on the shoulder's surface where the panel's scale puts them
+        for side in ("l", "r"):
+            match(f"shoulder_{side}", _on_shoulder_surface(_apply(sim, g[f"shoulder_{side}"]), body))
     for name in ("neck_l", "neck_r"):
         if name in g:
             match(name, _apply(sim, g[name]))
@@ -303,11 +326,18 @@ def fit_garment_to_body(lm: GarmentLandmarks, body: BodyAnchors, shape: tuple[in
         final[take] = m[take]
         part_of[take] = label
 
+    neckline = None
+    if "neck_l" in names and "neck_r" in names:
+        nl, nr = dst_a[names.index("neck_l")], dst_a[names.index("neck_r")]
+        # a crew neck dips about a third of its width in front; what is above it is the
+        # inside of the back of the collar, which the neck hides
+        dip = 0.5 * (nl + nr) + np.array([0.0, 0.33 * np.linalg.norm(nr - nl)])
+        neckline = [nl.tolist(), dip.tolist(), nr.tolist()]
     warp = Warp(
         map_xy=final,
         src_points=src_a.astype(np.float32),
         dst_points=dst_a.astype(np.float32),
         point_names=tuple(names),
-        params={"scale": scale, "similarity": sim.tolist(), "sleeved": lm.sleeved, "tps_regularisation": TPS_REGULARISATION},
+        params={"scale": scale, "similarity": sim.tolist(), "sleeved": lm.sleeved, "tps_regularisation": TPS_REGULARISATION, "neckline": neckline},
     )
     return warp, part_of

@@ -13,7 +13,7 @@ Pre/post-processing as the originals:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class SaliencyU2Net(Backend):
     description = "U^2-Net salient-object detection (xuebinqin/U-2-Net, 176 MB): the garment as the photo's salient object"
     reads = ("garment",)
     writes = ("garment_mask",)
-    models: ClassVar[tuple[str, ...]] = ("u2net",)
+    models = ("u2net",)
 
     def run(self, state: TryOnState, ctx: RunContext) -> None:
         model = ctx.models.load(self.models[0])

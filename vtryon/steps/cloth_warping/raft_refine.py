@@ -6,7 +6,8 @@ target region (the person's garment region of the parsing) to the TPS-warped gar
 silhouette, both rendered as textured silhouettes (mask, inside-distance, outside-distance
 channels: flat masks give RAFT nothing to correlate inside). Each target pixel p then takes
 the garment pixel the TPS map gives at p + flow(p), and the garment is warped again through
-that composed map. The flow runs at ~384 px on the region's box (RAFT needs >= 128 px).
+that composed map. The flow runs at ~384 px on the region's box (RAFT needs >= 128 px);
+``options["raft_iters"]`` (12) and ``options["raft_long_side"]`` (384) tune it.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class RaftRefinedWarping(Backend):
         im1 = textured_silhouette(target[y0:y1, x0:x1], scale)
         im2 = textured_silhouette(soft[y0:y1, x0:x1] > 127, scale)
         model = ctx.models.load("raft_things")
-        flow = flow_between(model, im1, im2, int(ctx.options.get("raft_iters", ITERS)))
+        flow = flow_between(model, im1, im2, int(ctx.options.get("raft_iters", ITERS)),
+                            int(ctx.options.get("raft_long_side", FLOW_LONG_SIDE)))
 
         # composed map: person pixel p takes the TPS map at p + flow(p) (inside the box)
         gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)

@@ -9,6 +9,7 @@ applies it at full resolution. ``Warp.params`` keeps theta and both frames;
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,7 @@ class CPVTONMatching(Backend):
             src_points=src.astype(np.float32),
             dst_points=dst.astype(np.float32),
             point_names=tuple(f"tps{i}" for i in range(len(src))),
-            params={"model": "cpvton_gmm", "theta": theta_np.tolist(), "person_frame": person, "garment_frame": garment},
+            params={"model": "cpvton_gmm", "theta": theta_np.tolist(), "person_frame": asdict(person), "garment_frame": asdict(garment)},
         )
         state.aux["cpvton_inputs"] = {"person_frame": person, "agnostic": agnostic, "cloth": cloth_net, "parse": parse_net}
 

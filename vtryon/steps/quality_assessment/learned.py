@@ -171,7 +171,7 @@ def lpips_masked(model: Any, a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> 
     p = next(model.parameters())
 
     def t(x: np.ndarray) -> torch.Tensor:
-        return (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 127.5 - 1.0).to(p.device, p.dtype)
+        return (torch.from_numpy(np.array(x, np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0).to(p.device, p.dtype)
 
     with torch.inference_mode():
         spatial = model(t(a), t(b), spatial=True)[0, 0].float().cpu().numpy()
@@ -190,7 +190,11 @@ def _brisque_model() -> Any:
 
 
 def brisque_score(image: np.ndarray) -> float:
-    return float(_brisque_model().score(np.ascontiguousarray(image)))
+    import warnings
+
+    with warnings.catch_warnings():  # the package's numpy and scipy deprecations, not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return float(_brisque_model().score(np.ascontiguousarray(image)))
 
 
 def brisque_version() -> str | None:
@@ -236,7 +240,11 @@ class _Report:
                 del metrics[name]
                 self.unavailable.setdefault(name, self.data.get("notes", {}).get(name, "not measurable on this image"))
         self.data["measures"] = {k: self.measures[k] for k in metrics}
-        self.data["metric_resolution"] = self.resolutions
+        base = self.data.get("resolution", {})  # the embedded metrics' (the person's size)
+        if "height" in base:
+            for name in metrics:
+                self.resolutions.setdefault(name, [int(base["height"]), int(base["width"])])
+        self.data["metric_resolution"] = {k: self.resolutions[k] for k in metrics if k in self.resolutions}
         self.data["unavailable"] = self.unavailable
         self.data["models"] = self.models
         return self.data
@@ -288,10 +296,10 @@ class CLIPLPIPSQuality(Backend):
         """The embedded backend's report, given the changed region derived here when step 06 wrote none."""
         from vtryon.steps.quality_assessment.embedded import ImageMetrics
 
-        view = state
-        if state.aux.get("changed_region") is None and changed is not None:
-            view = dataclasses.replace(state, aux={**state.aux, "changed_region": _resize(changed.astype(np.uint8), state.size, nearest=True) > 0})
-        view = dataclasses.replace(view, quality=None)
+        aux = dict(state.aux)
+        if changed is not None:  # as a bool mask at the person's size, whatever form step 06 wrote
+            aux["changed_region"] = _resize(changed.astype(np.uint8), state.size, nearest=True) > 0
+        view = dataclasses.replace(state, aux=aux, quality=None)
         ImageMetrics().run(view, ctx)
         return dict(view.quality or {})
 

@@ -31,7 +31,9 @@ class CompositeFitting(Backend):
         torso_skin = state.aux.get("torso_skin", np.zeros(state.size, bool))
         comp = compose_upper(
             state.person, state.parsing, state.warped_garment, state.warped_mask,
-            state.aux["warped_parts"], skin, torso_skin, body.arms, body.shoulder_width, hips,
+            state.aux["warped_parts"], skin, torso_skin, body.arms,
+            (body.points["shoulder_l"], body.points["shoulder_r"]), body.shoulder_width, hips,
+            neckline=state.warp.params.get("neckline") if state.warp is not None else None,
         )
         state.tryon = comp.image
         state.aux["changed_region"] = comp.changed
