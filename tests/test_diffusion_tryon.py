@@ -410,11 +410,11 @@ def test_the_stored_pndm_config_becomes_unipc_and_ddim(models) -> None:
 # ---------------------------------------------------------------------- the backends end to end
 
 
-def _run(models, name: str, *, category: str = "upper", offload: str = "none", seed: int = 1, **options):
+def _run(models, name: str, *, category: str = "upper", offload: str = "none", seed: int = 1, precision: str = "fp32", **options):
     from vtryon.steps import load_backend
 
     backend = load_backend("virtual_fitting", name)()
-    ctx = RunContext(device="cpu", precision="fp32", offload=offload, seed=seed, options={"steps": STEPS, **options}, models=_pool(models, offload))
+    ctx = RunContext(device="cpu", precision=precision, offload=offload, seed=seed, options={"steps": STEPS, **options}, models=_pool(models, offload))
     state = drawn_state(category)
     backend.run(state, ctx)
     return state, backend
@@ -444,6 +444,30 @@ def test_offload_model_and_sequential_give_the_same_result(models, name) -> None
         diff = np.abs(state.tryon.astype(np.float64) - base.tryon) / 255.0
         assert diff.max() < 1e-4, offload
     assert backend._engine is None  # sequential: freed after the step
+
+
+def test_precision_choices_and_the_vae_upcast() -> None:
+    from types import SimpleNamespace
+
+    from vtryon.diffusion.precision import compute_dtype, vae_dtype
+
+    assert compute_dtype("cpu", "auto", "bf16") == torch.float32
+    assert compute_dtype("cuda", "fp16") == torch.float16 and compute_dtype("cpu", "bf16") == torch.bfloat16
+    assert compute_dtype("mps", "auto", "bf16") == torch.float16
+    assert vae_dtype(SimpleNamespace(), torch.float16) == torch.float32  # configs without the flag: upcast
+    assert vae_dtype(SimpleNamespace(force_upcast=False), torch.float16) == torch.float16
+    assert vae_dtype(SimpleNamespace(force_upcast=True), torch.bfloat16) == torch.bfloat16
+    with pytest.raises(UsageError):
+        compute_dtype("cpu", "int8")
+
+
+def test_bf16_run_keeps_the_encoders_in_float32(models) -> None:
+    state, backend = _run(models, "ootd-hd", precision="bf16")
+    engine = backend._engine
+    assert engine.vton.dtype == engine.garm.dtype == engine.vae.dtype == torch.bfloat16
+    assert engine.text_encoder.dtype == engine.image_encoder.dtype == torch.float32
+    region = state.aux["changed_region"] > 0
+    assert np.array_equal(state.tryon[~region], state.person[~region])
 
 
 def test_samples_options_and_repaint(models) -> None:

@@ -208,6 +208,20 @@ def test_binary_noise_is_seeded_and_about_16_percent_ones() -> None:
     assert 0.14 < a.mean() < 0.18
 
 
+def test_tom_composition_is_evaluated_at_photo_resolution_inside_the_paste_region() -> None:
+    person = np.full((400, 300, 3), 10, np.uint8)
+    cloth = np.zeros((400, 300, 3), np.uint8)
+    cloth[:, ::2] = 250  # detail finer than 256x192 could carry
+    frame = ti.Frame(0, 0, 300, 400, (256, 192))
+    rendered = np.full((256, 192, 3), 100, np.uint8)
+    alpha = np.zeros((256, 192), np.float32)
+    alpha[64:192, 48:144] = 1.0
+    m_cloth = ti.compose_at_photo_resolution(person, frame, rendered, np.ones((256, 192)), cloth, alpha)
+    m_render = ti.compose_at_photo_resolution(person, frame, rendered, np.zeros((256, 192)), cloth, alpha)
+    assert (m_cloth[200, 100:110] == cloth[200, 100:110]).all()  # the garment's full-resolution stripes
+    assert (m_render[200, 150] == 100).all() and (m_cloth[10, 10] == 10).all()  # outside alpha: the photo
+
+
 # ----------------------------------------------------------------------------------------
 # networks: the parts the fixtures do not exercise
 # ----------------------------------------------------------------------------------------

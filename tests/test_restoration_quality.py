@@ -252,6 +252,28 @@ def test_spandrel_info_says_what_is_half_safe() -> None:
     assert info(model).supports_half and info(model).scale == 2 and info(model).architecture == "ESRGAN"
 
 
+def test_cpu_runs_in_fp32_whatever_precision_the_pool_gave() -> None:
+    from vtryon.models.build import build_from_state_dict
+    from vtryon.steps.post_processing.upscale import compute_dtype
+
+    model = build_from_state_dict("spandrel", load_fixture("realesr_general_x4v3").weights).half()
+    assert compute_dtype(model, "cpu") == torch.float32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_one_clip_definition_serves_vit_l14() -> None:
+    """OpenAI's ViT-L/14 config, built on the meta device: the shapes give the config back and
+    the parameter count is the published 427,616,513 (ViT-B/32 is proven by its layout)."""
+    from vtryon.archs import clip
+
+    config = dict(embed_dim=768, image_resolution=224, vision_layers=24, vision_width=1024, vision_patch_size=14,
+                  context_length=77, vocab_size=49408, transformer_width=768, transformer_heads=12, transformer_layers=12)
+    with torch.device("meta"):
+        model = clip.build(config)
+    assert clip.config_from_state_dict(model.state_dict()) == config
+    assert sum(p.numel() for p in model.parameters()) == 427_616_513
+
+
 def test_alexnet_trunk_file_fits_with_the_manifest_wrapper() -> None:
     """torchvision's AlexNet file (classifier included) loads strictly into the trunk module."""
     from torchvision.models import alexnet

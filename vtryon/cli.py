@@ -29,7 +29,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Virtual try-on in eight steps: parsing, pose, cloth segmentation, matching, warping, fitting, post-processing, quality."""
 
@@ -56,6 +56,8 @@ def run(
     steps: Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (diffusion profiles).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance scale (diffusion profiles).")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Number of samples (diffusion profiles).")] = None,
+    outscale: Annotated[Optional[float], typer.Option(help="Upscale factor of the result (profiles with super-resolution in step 07).")] = None,
+    restore_faces: Annotated[bool, typer.Option("--restore-faces", help="Restore faces with GFPGAN in step 07 (changes identity a little; off by default).")] = False,
     models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Where checkpoints live (default: $VTRYON_HOME or ~/.cache/vtryon/models).")] = None,
     manifest: Annotated[Optional[list[Path]], typer.Option("--manifest", help="Extra models.toml adding or overriding checkpoints (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary instead of the table.")] = False,
@@ -65,7 +67,9 @@ def run(
     from vtryon.runner import RunRequest, run_tryon
     from vtryon.report import print_run_table
 
-    options = {k: v for k, v in {"steps": steps, "guidance": guidance, "samples": samples}.items() if v is not None}
+    options = {k: v for k, v in {"steps": steps, "guidance": guidance, "samples": samples, "outscale": outscale}.items() if v is not None}
+    if restore_faces:
+        options["restore_faces"] = True
     req = RunRequest(
         person=person,
         garment=garment,
@@ -91,9 +95,10 @@ def run(
 
 
 def _register_subcommands() -> None:
-    from vtryon import cli_models
+    from vtryon import cli_batch, cli_models
 
     cli_models.register(app)
+    cli_batch.register(app)
 
 
 _register_subcommands()

@@ -102,15 +102,13 @@ def resolve_profile(name: str, models_dir: Path | None = None, manifests: tuple[
         profile = get_profile(candidate)
         ids = profile.models()
         if not ids:
-            why = "; ".join(reasons)
-            return profile, "auto: needs no checkpoint" + (f" ({why})" if why else "")
+            return profile, "auto: " + "".join(f"{r}; " for r in reasons) + f"{candidate} needs no checkpoint"
         from vtryon.models.status import missing_models
 
         problems = missing_models(ids, models_dir=models_dir, manifest=list(manifests) or None)
         if not problems:
             return profile, f"auto: every checkpoint of {candidate} is installed and verified"
-        mid, problem = problems[0]
-        reasons.append(f"{candidate} skipped: {mid} {problem}")
+        reasons.append(f"{candidate} lacks {', '.join(mid for mid, _ in problems)}")
     raise UsageError("no profile is runnable: " + "; ".join(reasons), hint="see `vtryon models`")
 
 

@@ -20,6 +20,7 @@ import os
 import socket
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ class WorkFolder:
             return None
         try:
             return codec.load(path)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("%s is damaged (%s); step %s of %s will run again", path, exc, step, pair.id)
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -368,12 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offload", action="append", choices=("none", "model", "sequential"))
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: run in this process
     args = ap.parse_args(argv)
     engines = tuple(args.engine or ("ootd-hd", "catvton"))
     sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["384x512", "768x1024"])]
     tiers = args.offload or ["none", "model", "sequential"]
     if args.one:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         print(json.dumps(run_one(args.models_dir, engines[0], sizes[0], args.steps, tiers[0], args.precision)))
         return 0
     marker = args.models_dir / ".complete"
@@ -385,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         for w, h in sizes:
             for tier in tiers:
                 cmd = [sys.executable, "-m", "vtryon.bench.diffusion", "--one", "--models-dir", str(args.models_dir), "--engine", engine,
-                       "--size", f"{w}x{h}", "--offload", tier, "--steps", str(args.steps), "--precision", args.precision]
+                       "--size", f"{w}x{h}", "--offload", tier, "--steps", str(args.steps), "--precision", args.precision,
+                       "--threads", str(args.threads)]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else f"failed: {out.stderr.strip()[-400:]}"
                 print(line, flush=True)

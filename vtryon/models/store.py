@@ -168,6 +168,14 @@ class LockFile(_JsonTable):
             data.pop(model_id, None)
 
 
+def _hf_repo_cached(repo: str) -> bool:
+    """Whether the Hugging Face cache has a folder for ``repo`` (its documented layout)."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    )
+    return os.path.isdir(os.path.join(cache, "models--" + repo.replace("/", "--")))
+
+
 class ModelStore:
     """Finds checkpoint files for manifest entries and holds the lock, registry and hash cache."""
 
@@ -225,6 +233,8 @@ class ModelStore:
         for source in entry.sources:
             if source.kind != "hf":
                 continue
+            if not _hf_repo_cached(source.hf):
+                continue  # cheap check first: importing huggingface_hub costs most of a second
             revision = self.locked_revision(entry, source.hf) or source.revision or "main"
             try:
                 from vtryon.models.hub import hf_module

@@ -301,7 +301,8 @@ def split_body_regions(image: np.ndarray, obs: mpb.BodyObservation, person: np.n
     # thin slivers are not clothing (they fall to the limbs below)
     r = max(2.0, 0.012 * sw)
     limbs = limb["left-arm"] | limb["right-arm"] | limb["left-leg"] | limb["right-leg"]
-    clothes &= grow(shrink(clothes, r), r) | ~limbs  # straps elsewhere are clothing
+    limbs &= np.arange(h)[:, None] > shoulder_y + 0.3 * sw  # straps over the shoulders are clothing
+    clothes &= grow(shrink(clothes, r), r) | ~limbs
     upper, lower = _split_clothes(lab, clothes, pose, sw, shoulder_y)
     parsing[upper] = LIP["upper-clothes"]
     parsing[lower] = LIP["skirt"] if _is_skirt(lower, pose) else LIP["pants"]

@@ -163,6 +163,17 @@ def find_garment_landmarks(mask: np.ndarray, category: str = "upper") -> Garment
             width = float(np.ptp(perp)) if len(perp) > 1 else 0.1 * gw
             sleeves[side] = SleeveAxis(start, end, max(width, 0.05 * gw))
         parts[mask & (parts == 0)] = TORSO
+        hanging = [side for side, sl in sleeves.items() if (sl.end[1] - sl.start[1]) > 0.8 * sl.length or sl.end[1] < sl.start[1]]
+        if hanging or len(sleeves) < 2:
+            # sleeves photographed hanging beside the body (long sleeves, dresses): they already
+            # lie where hanging arms are, so they travel with the torso; the "armpit" the
+            # outline showed was their cuff, so take the usual armpit height instead
+            sleeved = False
+            sleeves = {}
+            parts[mask] = TORSO
+            y = int(top + 0.22 * gh)
+            points["armpit_l"] = np.array([left[y], y])
+            points["armpit_r"] = np.array([right[y], y])
     else:
         # sleeveless: the top corners of the body panel are the armpits, strap tops the shoulders
         near_l = np.abs(left - line_l) < max(0.04 * torso_w, 2)

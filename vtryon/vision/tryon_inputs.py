@@ -80,19 +80,25 @@ class Frame:
             interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         return cv2.resize(part, (w, h), interpolation=interp)
 
-    def paste(self, dst: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Blend network-size ``src`` into ``dst`` (image size) through ``alpha`` (network size, 0..1)."""
-        ih, iw = dst.shape[:2]
-        big = cv2.resize(src.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_CUBIC)
-        a = cv2.resize(alpha.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_LINEAR)
+    def upsample(self, src: np.ndarray, photo_hw: tuple[int, int], *, cubic: bool = False) -> tuple[np.ndarray, tuple[slice, slice]]:
+        """Network-size ``src`` resized to the box (float32), cut to the part inside a photo of
+        ``photo_hw``, and the photo slices that part covers."""
+        ih, iw = photo_hw
+        big = cv2.resize(src.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
         xs0, ys0 = max(0, self.x0), max(0, self.y0)
         xs1, ys1 = min(iw, self.x0 + self.w), min(ih, self.y0 + self.h)
-        out = dst.astype(np.float32).copy()
-        sb = big[ys0 - self.y0 : ys1 - self.y0, xs0 - self.x0 : xs1 - self.x0]
-        sa = np.clip(a[ys0 - self.y0 : ys1 - self.y0, xs0 - self.x0 : xs1 - self.x0], 0, 1)
+        part = big[ys0 - self.y0 : ys1 - self.y0, xs0 - self.x0 : xs1 - self.x0]
+        return part, (slice(ys0, ys1), slice(xs0, xs1))
+
+    def paste(self, dst: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Blend network-size ``src`` into ``dst`` (image size) through ``alpha`` (network size, 0..1)."""
+        part, sl = self.upsample(src, dst.shape[:2], cubic=True)
+        a, _ = self.upsample(alpha, dst.shape[:2])
+        a = np.clip(a, 0, 1)
+        out = dst.astype(np.float32)
         if out.ndim == 3:
-            sa = sa[..., None]
-        out[ys0:ys1, xs0:xs1] = sa * sb + (1 - sa) * out[ys0:ys1, xs0:xs1]
+            a = a[..., None]
+        out[sl] = a * part + (1 - a) * out[sl]
         return np.clip(np.rint(out), 0, 255).astype(dst.dtype)
 
 
@@ -465,10 +471,43 @@ REPAINTED_LIP = (3, 5, 6, 7, 10, 11, 14, 15)  # glove, upper-clothes, dress, coa
 KEPT_LIP = (1, 2, 4, 13)  # hat, hair, sunglasses, face
 
 
+def compose_at_photo_resolution(person: np.ndarray, frame: Frame, rendered: np.ndarray, composite: np.ndarray,
+                                cloth: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """CP-VTON's ``c * m + p * (1 - m)`` evaluated at the photo's resolution, blended in through ``alpha``.
+
+    ``rendered`` (uint8) and ``composite`` m (0..1) come from the network and are upsampled;
+    ``cloth`` is the warped garment already at photo size (step 05's), so the garment keeps its
+    full-resolution detail instead of the network's 256x192 copy.
+    """
+    hw = person.shape[:2]
+    p, sl = frame.upsample(rendered, hw, cubic=True)
+    m, _ = frame.upsample(composite, hw)
+    a, _ = frame.upsample(alpha, hw)
+    m, a = np.clip(m, 0, 1)[..., None], np.clip(a, 0, 1)[..., None]
+    out = person.astype(np.float32)
+    inner = cloth[sl].astype(np.float32) * m + p * (1 - m)
+    out[sl] = a * inner + (1 - a) * out[sl]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+MIN_COMPONENT_FRACTION = 0.02  # parsing specks (a few "upper-clothes" pixels in the hair) are not repainted
+
+
+def _drop_specks(mask: np.ndarray, fraction: float) -> np.ndarray:
+    """Keep the connected components of at least ``fraction`` of the largest one."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= fraction * areas.max()) + 1
+    return np.isin(labels, keep)
+
+
 def repaint_region(parse: np.ndarray, warped_mask: np.ndarray, feather_px: float) -> np.ndarray:
     """Where the generated image replaces the photo (float32 0..1, network size): old garment,
     arms and the new garment except over the head, grown by ``feather_px`` and feathered."""
     region = (np.isin(parse, REPAINTED_LIP) | (warped_mask > 0.5)) & ~np.isin(parse, KEPT_LIP)
+    region = _drop_specks(region, MIN_COMPONENT_FRACTION)
     r = max(1, int(round(feather_px)))
     grown = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     soft = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), sigmaX=max(0.5, feather_px / 2))

@@ -1,9 +1,11 @@
 """CP-VTON try-on module (TOM, 256x192): agnostic + warped garment -> rendered person and composition mask.
 
-``p_tryon = c * sigmoid(m) + tanh(p) * (1 - sigmoid(m))`` at 256x192, where c is step 05's
-warped garment (on white, as the original warped the white-background cloth photo). The
-result is pasted back into the photo at full resolution over the repainted region (old
-garment, arms, new garment; feathered); the rest of the photo keeps its pixels.
+TOM reads the agnostic and c, step 05's warped garment (on white, as the original warped the
+white-background cloth photo), at 256x192 and renders p and the composition mask m. The
+composition ``p_tryon = c * m + p * (1 - m)`` is then evaluated at the photo's resolution
+(p and m upsampled, c the full-resolution warped garment) and blended into the photo over the
+repainted region (old garment, arms, new garment, never the head; feathered); the rest of the
+photo keeps its pixels. The 256x192 ``p_tryon`` of the original is kept for the pictures.
 ``aux["changed_region"]`` is that region at photo size (bool: every pixel the paste touched).
 """
 
@@ -52,13 +54,16 @@ class CPVTONFitting(Backend):
             raw = model(x)
             tryon, rendered, composite = tom_composite(raw.float(), x[:, 22:25].float())
         tryon_net = ti.from_unit_range(tryon[0].cpu().numpy())
+        rendered_net = ti.from_unit_range(rendered[0].cpu().numpy())
+        m = composite[0, 0].cpu().numpy()
         alpha = ti.repaint_region(parse_net, mask_net.astype(np.float32) / 255.0, FEATHER_PX)
-        state.tryon = frame.paste(state.person, tryon_net, alpha)
+        cloth_photo = ti.on_white(state.warped_garment, state.warped_mask)
+        state.tryon = ti.compose_at_photo_resolution(state.person, frame, rendered_net, m, cloth_photo, alpha)
         state.aux["changed_region"] = frame.paste(np.zeros(state.size, np.uint8), np.full(SIZE, 255, np.uint8), alpha) > 0
         state.aux["cpvton_tom"] = {
             "tryon": tryon_net,
-            "rendered": ti.from_unit_range(rendered[0].cpu().numpy()),
-            "composite_mask": (composite[0, 0].cpu().numpy() * 255).astype(np.uint8),
+            "rendered": rendered_net,
+            "composite_mask": (m * 255).astype(np.uint8),
             "cloth": cloth_net,
         }
 
