@@ -36,7 +36,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed-demo
-	$(BIN)/python -m vtryon.bench.embedded --out $(OUT)/bench
+	$(BIN)/vtryon bench examples ../shared/images --profile embedded --pairs 20 --out $(OUT)/bench
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -25,7 +25,6 @@ from vtryon.batch.workdir import WorkFolder
 from vtryon.errors import UsageError
 from vtryon.imageio import load_image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 PERSONS = ("01008_00.jpg", "01861_00.jpg", "05997_00.jpg")
 GARMENTS = ("00055_00.jpg", "02015_00.jpg")
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,17 +35,22 @@ ROOT = Path(__file__).resolve().parents[1]
 # ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not all((SHARED / "person" / p).is_file() for p in PERSONS):
-        pytest.skip(f"the shared photos are not in {SHARED}")
+def shrink_photos(shared: Path, root: Path) -> Path:
+    """384x512 copies of three persons and two garments under ``root``/person and /garment."""
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("photos")
     for sub, names in (("person", PERSONS), ("garment", GARMENTS)):
-        (root / sub).mkdir()
+        (root / sub).mkdir(parents=True, exist_ok=True)
         for name in names:
-            Image.open(SHARED / sub / name).convert("RGB").resize((384, 512), Image.LANCZOS).save(root / sub / name, quality=95)
+            Image.open(shared / sub / name).convert("RGB").resize((384, 512), Image.LANCZOS).save(root / sub / name, quality=95)
+    return root
+
+
+@pytest.fixture(scope="module")
+def photos(shared_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    root = shrink_photos(shared_images, tmp_path_factory.mktemp("photos"))
     (root / "bad").mkdir()
     (root / "bad" / "broken.jpg").write_bytes(b"this is not a JPEG")
     Image.new("RGB", (384, 512), (128, 128, 128)).save(root / "bad" / "blank.jpg")

@@ -164,7 +164,9 @@ def _nll(values: np.ndarray, model: list[tuple[np.ndarray, np.ndarray]]) -> np.n
 
 
 def _split_clothes(lab: np.ndarray, clothes: np.ndarray, pose: _Pose, sw: float, shoulder_y: float) -> tuple[np.ndarray, np.ndarray]:
-    """Upper and lower clothes from colour models seeded on the chest and the thighs."""
+    """Upper and lower clothes from colour (and texture) models seeded on the chest and the thighs.
+
+    ``lab`` holds one feature vector per pixel (Lab colour, then texture)."""
     h, w = clothes.shape
     hips = [pose.get(mpb.MP_L_HIP), pose.get(mpb.MP_R_HIP)]
     if any(p is None for p in hips) or max(p[1] for p in hips) > h * 0.98:
@@ -303,7 +305,14 @@ def split_body_regions(image: np.ndarray, obs: mpb.BodyObservation, person: np.n
     limbs = limb["left-arm"] | limb["right-arm"] | limb["left-leg"] | limb["right-leg"]
     limbs &= np.arange(h)[:, None] > shoulder_y + 0.3 * sw  # straps over the shoulders are clothing
     clothes &= grow(shrink(clothes, r), r) | ~limbs
-    upper, lower = _split_clothes(lab, clothes, pose, sw, shoulder_y)
+    # colour plus local texture: a white top and the white stripes of a zebra skirt share a
+    # colour but not a texture
+    lum = lab[..., 0].astype(np.float32)
+    k = max(3, int(0.02 * sw) | 1)
+    mean = cv2.blur(lum, (k, k))
+    texture = np.sqrt(np.maximum(cv2.blur(lum * lum, (k, k)) - mean * mean, 0.0))
+    features = np.dstack([lab.astype(np.float32), 1.5 * texture])
+    upper, lower = _split_clothes(features, clothes, pose, sw, shoulder_y)
     parsing[upper] = LIP["upper-clothes"]
     parsing[lower] = LIP["skirt"] if _is_skirt(lower, pose) else LIP["pants"]
     # skin no limb claimed: the limb's edge if it lies just outside a limb's capsule (a wide

@@ -7,4 +7,5 @@ BACKENDS: dict[str, str] = {
     "schp-lip": "vtryon.steps.human_parsing.schp:SCHPLip",
     "schp-atr": "vtryon.steps.human_parsing.schp:SCHPAtr",
     "graphonomy": "vtryon.steps.human_parsing.graphonomy:GraphonomyParsing",
+    "graphonomy-universal": "vtryon.steps.human_parsing.graphonomy:GraphonomyUniversalParsing",
 }

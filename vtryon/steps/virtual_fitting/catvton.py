@@ -44,18 +44,6 @@ ATTENTION_FILES = ("model.safetensors", "pytorch_model.bin")
 APP_BLUR = 9  # VaeImageProcessor.blur(mask, blur_factor=9) in app.py
 
 
-def to_tensor(images: list[np.ndarray]) -> Any:
-    import torch
-
-    arr = np.stack(images).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-
-
-def to_images(tensor: Any) -> list[np.ndarray]:
-    arr = (tensor / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
-    return [np.rint(a * 255).astype(np.uint8) for a in arr]
-
-
 def version_of(options: Any) -> str:
     version = str((options or {}).get("catvton_version", "mix"))
     if version not in VERSIONS:
@@ -110,7 +98,7 @@ class CatVTONEngine:
         import torch.nn.functional as F
 
         from vtryon.diffusion import sampling
-        from vtryon.diffusion.vae import decode, encode
+        from vtryon.diffusion.vae import decode, encode, to_images, to_tensor
 
         n, dev, dtype = settings.samples, torch.device(self.placement.device), self.dtype
         cfg = settings.guidance > 1.0

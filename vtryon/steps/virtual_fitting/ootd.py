@@ -37,20 +37,6 @@ CATEGORY_WORDS = {"upper": "upperbody", "lower": "lowerbody", "dress": "dress"} 
 GRAY = 127  # OOTDiffusion's mask_gray fill of the agnostic person
 
 
-def to_tensor(images: list[np.ndarray]) -> Any:
-    """RGB uint8 HxWx3 images -> float32 NCHW in [-1, 1]."""
-    import torch
-
-    arr = np.stack(images).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-
-
-def to_images(tensor: Any) -> list[np.ndarray]:
-    """NCHW in [-1, 1] -> RGB uint8 images (diffusers' postprocess rounding)."""
-    arr = (tensor / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
-    return [np.rint(a * 255).astype(np.uint8) for a in arr]
-
-
 class OOTDEngine:
     """The loaded OOTDiffusion components and one generation."""
 
@@ -132,7 +118,7 @@ class OOTDEngine:
 
         from vtryon.diffusion import sampling
         from vtryon.diffusion.attention import GarmentFeatures
-        from vtryon.diffusion.vae import decode, encode
+        from vtryon.diffusion.vae import decode, encode, to_images, to_tensor
 
         n, dev, dtype = settings.samples, self.device, self.dtype
         cfg = settings.guidance >= 1.0
