@@ -289,6 +289,14 @@ def test_kill_and_resume_redoes_nothing_finished_and_matches_an_uninterrupted_ru
     assert {r["id"]: r["status"] for r in report if r["id"] in BAD} == {k: "failed" for k in BAD}
 
 
+def test_ray_path_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from vtryon.batch.ray_runner import run_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(UsageError, match=r"--ray needs Ray Data.*pip install 'vtryon\[ray\]'"):
+        run_ray(BatchSettings(output=tmp_path / "out", profile="embedded"), [], "local")
+
+
 def test_ray_batch_on_a_local_cluster_gives_the_same_outputs(pairs_csv: Path, reference: tuple[Path, list[dict], list[dict]], tmp_path: Path) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'vtryon[ray]')")
     pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'vtryon[ray]')")

@@ -1,6 +1,6 @@
-"""`vtryon bench`: the command runs and its JSON holds every figure; checkpoint throughput
-against a raw read; the offload tiers side by side on a profile with checkpoints, where a
-step-major batch loads each model once per chunk and a pair-by-pair loop once per pair."""
+"""`vtryon bench`: the command runs and its JSON holds every figure and a chart; checkpoint
+throughput against a raw read; on a profile with checkpoints and ``sequential`` offload, a
+step-major batch loads each model once per chunk where a pair-by-pair loop loads it per pair."""
 
 from __future__ import annotations
 

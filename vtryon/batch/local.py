@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from vtryon.batch.pairs import Pair
@@ -62,21 +63,23 @@ class _Slot:
 
 def prepare(settings: BatchSettings, work: WorkFolder, pairs: list[Pair]) -> tuple[list[Pair], dict[str, dict[str, Any]]]:
     """Split ``pairs`` into those to do and those an earlier run finished (-> skipped records).
-    Clears temporary files a killed run left for the pairs to do."""
+    Clears the temporary output files a killed run left for the pairs to do."""
     todo, skipped = [], {}
     for pair in pairs:
         done = work.done(pair)
-        output = settings.output / pair.output
-        if done is not None and output.is_file():
+        if done is not None and (settings.output / pair.output).is_file():
             skipped[pair.id] = {**done, "status": "skipped", "reason": "finished in an earlier run"}
             continue
         if done is not None:  # its output was removed since: make it again
             work.clear_done(pair)
         work.clear_failed(pair)
-        work.start_pair(pair)
-        if output.parent.is_dir():
-            remove_partials(output.parent, output.name)
         todo.append(pair)
+    by_folder: dict[Path, set[str]] = {}
+    for pair in todo:
+        out = settings.output / pair.output
+        by_folder.setdefault(out.parent, set()).add(out.name)
+    for folder, names in by_folder.items():  # one listing per folder, not one per pair
+        remove_partials(folder, names)
     return todo, skipped
 
 

@@ -92,6 +92,7 @@ class StepRunner:
         self.pipeline = Pipeline(self.profile, self.base_ctx)
         self.steps: list[PlannedStep] = self.pipeline.steps
         self._touched: set[str] = set()
+        self._started: set[str] = set()
 
     def fingerprint(self) -> dict[str, Any]:
         return fingerprint(self.profile.name, self.profile.backends, self.settings)
@@ -120,6 +121,9 @@ class StepRunner:
     def restore(self, pair: Pair) -> tuple[TryOnState, int]:
         """The pair's state with every finished step applied in order, and the index of the
         first unfinished step (``len(self.steps)`` when all are finished)."""
+        if pair.id not in self._started:
+            self.work.start_pair(pair)  # clears what a killed writer left in the pair's folder
+            self._started.add(pair.id)
         state = self.new_state(pair)
         for i, planned in enumerate(self.steps):
             loaded = self.work.load_step(pair, planned.step)

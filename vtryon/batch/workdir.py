@@ -56,14 +56,18 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def remove_partials(folder: Path, name: str | None = None) -> int:
-    """Delete temporary files a killed writer left in ``folder`` (only those of ``name`` if given)."""
-    pattern = f".{name}.*.part" if name else ".*.part"
+def remove_partials(folder: Path, finals: set[str] | None = None) -> int:
+    """Delete the temporary files (``.<final name>.<random>.part``) a killed writer left in
+    ``folder``: all of them, or only those of the final names in ``finals``."""
     n = 0
-    for tmp in folder.glob(pattern):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-            n += 1
+    if not folder.is_dir():
+        return n
+    for tmp in folder.glob(".*.part"):
+        final = tmp.name[1 : -len(".part")].rsplit(".", 1)[0]
+        if finals is None or final in finals:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                n += 1
     return n
 
 

@@ -179,7 +179,7 @@ def compose_upper(
         alpha = np.where(gap, 1.0, alpha).astype(np.float32)
     hole = old_top & (alpha < 0.5)
     # the old top's outline is a band of mixed pixels the parser left to its neighbours: take it too
-    rim = grow(hole, 3) & ~hole & (alpha < 0.5) & ~front & ~arm
+    rim = grow(hole, 3) & ~hole & (alpha < 0.5) & (parsing == 0)
     hole |= rim
     # clean the hole's rim too: old-top pixels within a few pixels of the new edge
     hole |= old_top & (cv2.dilate((alpha < 0.5).astype(np.uint8), disk(2)).astype(bool)) & (alpha < 0.95)

@@ -13,7 +13,7 @@ The generation follows ``CatVTONPipeline.__call__`` of the original:
 - the top half of the latents is decoded.
 
 The mask is our agnostic mask, smoothed as the app smooths its masks (Gaussian blur of
-radius 9, then binarised at 0.5 as the pipeline does). ``options["repaint"]`` blends the
+radius 9 at 1024 rows, then binarised at 0.5 as the pipeline does). ``options["repaint"]`` blends the
 result into the photo with the original's Gaussian-feathered mask (radius height // 50)
 instead of the hard edge.
 """
@@ -41,7 +41,7 @@ VERSIONS = {
 }
 # what accelerate.load_checkpoint_in_model reads from a folder: safetensors first
 ATTENTION_FILES = ("model.safetensors", "pytorch_model.bin")
-APP_BLUR = 9  # VaeImageProcessor.blur(mask, blur_factor=9) in app.py
+APP_BLUR = 9  # VaeImageProcessor.blur(mask, blur_factor=9) in app.py, at 1024 rows
 
 
 def version_of(options: Any) -> str:
@@ -164,7 +164,8 @@ class CatVTONFitting(DiffusionFitting):
     def model_mask(self, mask: np.ndarray) -> np.ndarray:
         import cv2
 
-        soft = cv2.GaussianBlur((mask > 0).astype(np.float32), (0, 0), sigmaX=APP_BLUR)
+        sigma = APP_BLUR * mask.shape[0] / 1024
+        soft = cv2.GaussianBlur((mask > 0).astype(np.float32), (0, 0), sigmaX=sigma)
         return np.where(soft >= 0.5, np.uint8(255), np.uint8(0))
 
     def feather(self, settings: Settings, size: tuple[int, int]) -> float:
