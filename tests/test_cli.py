@@ -122,6 +122,7 @@ def test_no_garment_found(tmp_path: Path, bad_files: dict[str, Path]) -> None:
         (("--offload", "sometimes"), "--offload"),
         (("--precision", "fp8"), "--precision"),
         (("--profile", "nonexistent"), "unknown profile"),
+        (("--profile", "hr-viton"), "DensePose"),
         (("--to", "dance"), "unknown step"),
         (("-o", "result.gif"), ".png"),
     ],

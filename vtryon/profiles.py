@@ -28,8 +28,18 @@ class Profile:
 
 
 @lru_cache(maxsize=1)
+def _data() -> dict:
+    return tomllib.loads((manifests_dir() / "profiles.toml").read_text(encoding="utf-8"))
+
+
+def unavailable() -> dict[str, str]:
+    """Profiles the project knows but cannot run, with the reason (profiles.toml [unavailable])."""
+    return dict(_data().get("unavailable", {}))
+
+
+@lru_cache(maxsize=1)
 def _read() -> tuple[dict[str, Profile], tuple[str, ...]]:
-    data = tomllib.loads((manifests_dir() / "profiles.toml").read_text(encoding="utf-8"))
+    data = _data()
     profiles = {}
     for name, table in data.get("profiles", {}).items():
         missing = [s for s in STEPS if s not in table]
@@ -49,6 +59,8 @@ def auto_order() -> tuple[str, ...]:
 
 def get_profile(name: str) -> Profile:
     profiles = all_profiles()
+    if name in unavailable():
+        raise UsageError(f"profile {name!r} cannot run in vtryon yet: {unavailable()[name]}")
     if name not in profiles:
         raise UsageError(f"unknown profile {name!r}; profiles are: auto, {', '.join(profiles)}")
     return profiles[name]
