@@ -69,7 +69,7 @@ def batch(
     work: Annotated[Optional[Path], typer.Option("--work", help="Work folder for intermediate results (default: OUTPUT/.vtryon-batch; shared storage for several machines).")] = None,
     keep_work: Annotated[bool, typer.Option("--keep-work", help="Keep each finished pair's intermediate step files.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="Output image type of pairs the list does not name: png, jpg or webp.")] = "png",
-    ray: Annotated[Optional[str], typer.Option("--ray", help="Run on Ray: `local` (start one here), `auto` (the running cluster) or ray://HOST:PORT. Needs `pip install vtryon[ray]`.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run on Ray: `local` (start one here), `auto` (the running cluster) or ray://HOST:PORT. Needs `pip install vtryon\\[ray]`.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (diffusion profiles).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance scale (diffusion profiles).")] = None,
     models_dir: ModelsDir = None,
@@ -79,9 +79,7 @@ def batch(
 ) -> None:
     """Try on many pairs: step-major (each step's models load once), resumable after a crash, shardable.
 
-    Rerun the same command to resume: finished steps and pairs are not redone. A pair that
-    fails (unreadable image, no person found) is reported and the batch goes on; the exit code
-    is 1 if any pair failed.
+    Rerun the same command to resume: finished steps and pairs are not redone. A pair that fails (unreadable image, no person found) is reported and the batch goes on; the exit code is 1 if any pair failed.
     """
     from vtryon.batch import BatchSettings, load_pairs, run_batch
     from vtryon.batch.pairs import parse_shard
@@ -118,8 +116,7 @@ def bench(
     as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
-    """Measure a profile: per-step cold/warm time and memory, checkpoint load speed, pairs per minute
-    (separate runs, one process, step-major batch), the offload tiers side by side. Writes JSON and a PNG chart."""
+    """Measure a profile: per-step cold/warm time and memory, checkpoint load speed, pairs per minute (separate runs, one process, step-major batch), the offload tiers side by side. Writes JSON and a PNG chart."""
     from vtryon.bench.suite import BenchOptions, print_bench, run_bench
 
     opts = BenchOptions(

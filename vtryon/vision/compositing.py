@@ -34,6 +34,14 @@ class Composite:
     changed: np.ndarray  # bool, every pixel that may differ from the person photo
 
 
+def _coarse_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """A wide Gaussian blur computed at a quarter of the size (it is smooth anyway)."""
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), max(0.5, sigma / 4))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _shading(person: np.ndarray, regions: list[np.ndarray], scale: float) -> np.ndarray:
     """Relative luminance (~1.0 on average) of the person, smooth, computed within each region
     separately (a black top next to bare skin must not read as a shadow)."""
@@ -52,7 +60,7 @@ def _shading(person: np.ndarray, regions: list[np.ndarray], scale: float) -> np.
             continue
         # normalised convolutions: averages over the region only
         fine = cv2.GaussianBlur(med * r, (0, 0), s1) / (cv2.GaussianBlur(r, (0, 0), s1) + 1e-3)
-        coarse = cv2.GaussianBlur(med * r, (0, 0), s2) / (cv2.GaussianBlur(r, (0, 0), s2) + 1e-3)
+        coarse = _coarse_blur(med * r, s2) / (_coarse_blur(r, s2) + 1e-3)
         ratio = np.clip(fine / np.maximum(coarse, 1.0), *SHADING_RANGE)
         inside = r > 0
         out[inside] = 1.0 + (ratio[inside] - 1.0) * SHADING_STRENGTH
@@ -113,12 +121,16 @@ def _paint_skin(image: np.ndarray, hole: np.ndarray, skin: np.ndarray, colour: n
     dist = cv2.distanceTransform(hm.astype(np.uint8), cv2.DIST_L2, 3)
     t = np.clip(dist / 12.0, 0, 1)[..., None]
     filled = filled.astype(np.float32) * (1 - t) + colour[None, None, :] * t
-    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) * shade[..., None]
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    ys, xs = np.nonzero(hole)
+    box = np.s_[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    painted = up[box] * shade[box][..., None]
     # painted skin is not flat: a faint, fixed grain (seeded, so runs are repeatable)
-    grain = cv2.GaussianBlur(np.random.default_rng(0).normal(0, 3.0, (h, w)).astype(np.float32), (0, 0), 0.7)
-    up += grain[..., None]
+    grain = np.random.default_rng(0).normal(0, 3.0, painted.shape[:2]).astype(np.float32)
+    painted += cv2.GaussianBlur(grain, (0, 0), 0.7)[..., None]
     out = image.copy()
-    out[hole] = np.clip(up[hole], 0, 255).astype(np.uint8)
+    hb = hole[box]
+    out[box][hb] = np.clip(painted[hb], 0, 255).astype(np.uint8)
     return out
 
 
@@ -184,6 +196,8 @@ def compose_upper(
     # clean the hole's rim too: old-top pixels within a few pixels of the new edge
     hole |= old_top & (cv2.dilate((alpha < 0.5).astype(np.uint8), disk(2)).astype(bool)) & (alpha < 0.95)
 
+    # the person's own light, per material (computed once: painted skin and garment share it)
+    shade = _shading(person, [old_top, torso_skin, arm], scale)
     base = person.copy()
     if hole.any():
         sw = shoulder_width
@@ -200,14 +214,18 @@ def compose_upper(
         if bg_hole.any():
             base = _inpaint_background(base, bg_hole)
         if skin_hole.any():
-            base = _paint_skin(base, skin_hole, skin, _skin_colour(person, skin, skin_hole), _shading(person, [old_top], scale))
+            base = _paint_skin(base, skin_hole, skin, _skin_colour(person, skin, skin_hole), shade)
 
     # the old top's light falls on the new garment; elsewhere (skin, background) no change
-    shade = _shading(person, [old_top, torso_skin, arm], scale)
-    shaded = np.clip(garment.astype(np.float32) * shade[..., None], 0, 255)
     a = feather(alpha > 0.5, 0.8) * np.clip(alpha * 1.5, 0, 1)
-    out = base.astype(np.float32) * (1 - a[..., None]) + shaded * a[..., None]
-    image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    image = base.copy()
+    ys, xs = np.nonzero(a > 0)
+    if len(ys):  # blend only inside the garment's box
+        box = np.s_[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        ab = a[box][..., None]
+        shaded = garment[box].astype(np.float32) * shade[box][..., None]
+        out = base[box].astype(np.float32) * (1 - ab) + shaded * ab
+        image[box] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     changed = cv2.dilate(((a > 0.002) | hole).astype(np.uint8), disk(2)).astype(bool)
     image[~changed] = person[~changed]  # outside the changed region: the photo, exactly
     return Composite(image, a, hole, changed)
