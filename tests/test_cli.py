@@ -58,6 +58,12 @@ def test_run_json_and_step_pictures(tmp_path: Path) -> None:
     assert not [n for n in names if n.endswith(".part")]
 
 
+def test_use_overrides_a_step_backend_and_says_so(tmp_path: Path) -> None:
+    r = invoke("run", str(PERSON), str(GARMENT), "-o", str(tmp_path / "r.png"), "--profile", "embedded", "--use", "pose=openpose", "--json", "--to", "pose", "--models-dir", str(tmp_path / "models"))
+    # openpose's checkpoint is not installed here: a clear error naming the file and the fix
+    assert r.exit_code == 2 and "body_pose_model.pth" in r.output and "vtryon download openpose_body" in r.output
+
+
 def test_stop_after_a_step(tmp_path: Path) -> None:
     out = tmp_path / "r.png"
     r = invoke("run", str(PERSON), str(GARMENT), "-o", str(out), "--to", "pose", "--json")
@@ -123,6 +129,9 @@ def test_no_garment_found(tmp_path: Path, bad_files: dict[str, Path]) -> None:
         (("--precision", "fp8"), "--precision"),
         (("--profile", "nonexistent"), "unknown profile"),
         (("--profile", "hr-viton"), "DensePose"),
+        (("--use", "pose"), "STEP=BACKEND"),
+        (("--use", "dance=embedded"), "unknown step"),
+        (("--use", "pose=nonexistent"), "has no backend"),
         (("--to", "dance"), "unknown step"),
         (("-o", "result.gif"), ".png"),
     ],

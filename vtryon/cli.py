@@ -46,6 +46,7 @@ def run(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Result image (.png, .jpg, .webp). Default: tryon_<person>_<garment>.png here.")] = None,
     profile: Annotated[str, typer.Option(help="Backends per step: auto (best installed), embedded (no download), or a profile from `vtryon models`.")] = "auto",
     category: Annotated[str, typer.Option(help="What the garment is: upper, lower or dress.")] = "upper",
+    use: Annotated[Optional[list[str]], typer.Option("--use", help="Override one step's backend: STEP=BACKEND, e.g. --use pose=openpose (repeatable; `vtryon models` lists backends).")] = None,
     save_steps: Annotated[Optional[Path], typer.Option("--save-steps", help="Folder for one picture per step, a contact sheet and summary.json.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps (neural profiles only).")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (fp32 on CPU, fp16/bf16 on accelerators), fp32, fp16 or bf16.")] = "auto",
@@ -64,7 +65,7 @@ def run(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Put GARMENT on PERSON and write the result."""
-    from vtryon.runner import RunRequest, run_tryon
+    from vtryon.runner import RunRequest, parse_backend_overrides, run_tryon
     from vtryon.report import print_run_table
 
     options = {k: v for k, v in {"steps": steps, "guidance": guidance, "samples": samples, "outscale": outscale}.items() if v is not None}
@@ -86,6 +87,7 @@ def run(
         models_dir=models_dir,
         manifests=tuple(manifest or ()),
         options=options,
+        backends=parse_backend_overrides(use or []),
     )
     outcome = run_tryon(req)
     if as_json:

@@ -32,11 +32,11 @@ class RichProgress:
         self._progress: Any = None
         self._task: Any = None
 
-    def start(self, total: int, pairs: int) -> None:
+    def start(self, total: int, pairs: int, unit: str = "pair-steps") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("pair-steps"),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
             console=err_console, transient=False,
         )

@@ -39,6 +39,7 @@ class RunRequest:
     models_dir: Path | None = None
     manifests: tuple[Path, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)  # --use STEP=BACKEND overrides
 
 
 @dataclass
@@ -112,6 +113,42 @@ def resolve_profile(name: str, models_dir: Path | None = None, manifests: tuple[
     raise UsageError("no profile is runnable: " + "; ".join(reasons), hint="see `vtryon models`")
 
 
+def preflight(profile: Profile, req: RunRequest) -> None:
+    """Every checkpoint the chosen backends need is installed and intact, checked before any
+    image is decoded or any model loaded (sizes and cached hashes; no network)."""
+    ids = profile.models()
+    if not ids:
+        return
+    from vtryon.errors import CheckpointMissing
+    from vtryon.models.status import missing_models
+
+    problems = missing_models(ids, models_dir=req.models_dir, manifest=list(req.manifests) or None)
+    if problems:
+        listed = "; ".join(f"{mid} {problem}" for mid, problem in problems)
+        raise CheckpointMissing(f"profile {profile.name} cannot run: {listed}", hint="`vtryon models` shows every profile's status")
+
+
+def parse_backend_overrides(values: list[str]) -> dict[str, str]:
+    """``["pose=openpose", ...]`` -> {"pose": "openpose"}; steps and backends checked."""
+    from vtryon.steps import STEPS, load_backend
+
+    out: dict[str, str] = {}
+    for value in values:
+        step, sep, name = value.partition("=")
+        step = step.strip().replace("-", "_").replace(" ", "_")
+        if not sep or not name.strip():
+            raise UsageError(f"--use {value!r}: write STEP=BACKEND, e.g. --use pose=openpose")
+        if step not in STEPS:
+            raise UsageError(f"--use {value!r}: unknown step {step!r}; steps are: {', '.join(STEPS)}")
+        load_backend(step, name.strip())  # unknown backend: a clear error listing the known ones
+        out[step] = name.strip()
+    return out
+
+
+def with_backends(profile: Profile, overrides: dict[str, str]) -> Profile:
+    return Profile(f"{profile.name}+use", profile.description, {**profile.backends, **overrides})
+
+
 def pick_device(requested: str, needs_torch: bool) -> str:
     if requested != "auto":
         if requested != "cpu":
@@ -151,6 +188,10 @@ def run_tryon(req: RunRequest, on_step: Callable[[StepRecord], None] | None = No
     t0 = time.perf_counter()
     validate(req)
     profile, reason = resolve_profile(req.profile, req.models_dir, req.manifests)
+    if req.backends:
+        profile = with_backends(profile, req.backends)
+        reason += "; --use " + ", ".join(f"{k}={v}" for k, v in req.backends.items())
+    preflight(profile, req)
     person = load_image(req.person, role="person image")
     garment = load_image(req.garment, role="garment image")
     device = pick_device(req.device, needs_torch=bool(profile.models()))

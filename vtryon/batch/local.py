@@ -25,13 +25,13 @@ from vtryon.state import TryOnState
 
 
 class Progress(Protocol):
-    def start(self, total: int, pairs: int) -> None: ...
+    def start(self, total: int, pairs: int, unit: str = "pair-steps") -> None: ...
     def advance(self, units: int, note: str) -> None: ...
     def stop(self) -> None: ...
 
 
 class NoProgress:
-    def start(self, total: int, pairs: int) -> None:
+    def start(self, total: int, pairs: int, unit: str = "pair-steps") -> None:
         pass
 
     def advance(self, units: int, note: str) -> None:
@@ -95,10 +95,12 @@ def run_local(settings: BatchSettings, pairs: list[Pair], progress: Progress | N
         todo, records = prepare(settings, work, pairs)
         steps = runner.steps
         progress.start(len(todo) * (len(steps) + 1), len(todo))
-        for start in range(0, len(todo), settings.chunk):
-            chunk = [_Slot(p) for p in todo[start : start + settings.chunk]]
-            records.update(_run_chunk(runner, chunk, progress))
-        progress.stop()
+        try:
+            for start in range(0, len(todo), settings.chunk):
+                chunk = [_Slot(p) for p in todo[start : start + settings.chunk]]
+                records.update(_run_chunk(runner, chunk, progress))
+        finally:
+            progress.stop()
     return BatchResult(
         records=[records[p.id] for p in pairs],
         wall_seconds=time.perf_counter() - t0,

@@ -164,7 +164,7 @@ def _run_dataset(ray: Any, settings: BatchSettings, driver: StepRunner, todo: li
         FinishStage, fn_constructor_kwargs={"settings": conf}, batch_size=settings.chunk,
         compute=ActorPoolStrategy(min_size=1, max_size=max(1, int(cpus))), num_cpus=cpu_share, batch_format="numpy",
     )
-    progress.start(len(todo), len(todo))
+    progress.start(len(todo), len(todo), "pairs")
     out: dict[str, dict[str, Any]] = {}
     try:
         for row in ds.iter_rows():

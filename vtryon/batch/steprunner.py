@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from vtryon.batch.pairs import Pair
@@ -103,9 +102,6 @@ class StepRunner:
             for model_id in self.profile.models():
                 self.pool.path(model_id)
 
-    def planned(self, step: str) -> PlannedStep:
-        return next(p for p in self.steps if p.step == step)
-
     # -- state ---------------------------------------------------------------------------------
     def new_state(self, pair: Pair) -> TryOnState:
         from vtryon.imageio import load_image
@@ -143,6 +139,8 @@ class StepRunner:
     def run_step(self, planned: PlannedStep, pair: Pair, state: TryOnState, memo: dict[str, Any]) -> StepRecord:
         """Run ``planned`` on the pair's state and commit what it wrote. Raises PairFailed."""
         self.pipeline.ctx = dataclasses.replace(self.base_ctx, memo=memo, models=self._ctx_models)
+        if not planned.implicit_in:
+            self._touched.add(planned.step)  # its models may be loaded now, even if the pair fails
         before = _snapshot(state)
         try:
             record = self.pipeline.run_step(planned, state)
@@ -152,8 +150,6 @@ class StepRunner:
             raise PairFailed(planned.step, exc) from None
         finally:
             self.pipeline.ctx = self.base_ctx
-        if not planned.implicit_in:
-            self._touched.add(planned.step)
         values, removed = _written(state, before, () if planned.implicit_in else tuple(planned.backend.writes))
         meta = {
             "pair": pair.id,
@@ -218,7 +214,3 @@ class StepRunner:
         }
         self.work.mark_failed(pair, record)
         return record
-
-
-def output_path(settings: BatchSettings, pair: Pair) -> Path:
-    return settings.output / pair.output

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vtryon.bench.memory import DevicePeaks
+from vtryon.errors import UsageError
 
 
 @dataclasses.dataclass
@@ -60,27 +61,38 @@ def _pipeline(target: Target, offload: str) -> Any:
 
 def step_times(target: Target, pairs: list[tuple[Path, Path]], warm_pairs: int = 3) -> dict[str, Any]:
     """Each step's time and peak memory: cold (first pair in this process, models loaded
-    in it) and warm (the median over the next pairs, models resident)."""
+    in it) and warm (the median over the next pairs, models resident). A pair the profile
+    cannot do (no person found, ...) is left out and named."""
+    from vtryon.errors import VtryonError
+
     pipeline = _pipeline(target, "none")
     peaks = DevicePeaks(target.device)
-    runs = [pairs[0]] + (pairs[1 : 1 + warm_pairs] or [pairs[0]])
+    candidates = pairs + pairs[:1] if len(pairs) == 1 else pairs  # one pair: measure it twice
     per_step: dict[str, dict[str, Any]] = {}
-    for i, (person, garment) in enumerate(runs):
+    samples: list[dict[str, dict[str, Any]]] = []
+    left_out = []
+    for person, garment in candidates:
+        if len(samples) > warm_pairs:
+            break
         state = _state(person, garment)
         pipeline.ctx = dataclasses.replace(pipeline.ctx, memo={})  # one run's cache per pair
-        for planned in pipeline.steps:
-            peaks.reset()
-            record = pipeline.run_step(planned, state)
-            row = per_step.setdefault(planned.step, {"backend": planned.backend_name, "status": record.status, "warm": []})
-            sample = {"seconds": record.seconds, **peaks.read()}
-            if i == 0:
-                row["cold"] = sample
-            else:
-                row["warm"].append(sample)
+        run: dict[str, dict[str, Any]] = {}
+        try:
+            for planned in pipeline.steps:
+                peaks.reset()
+                record = pipeline.run_step(planned, state)
+                per_step.setdefault(planned.step, {"backend": planned.backend_name, "status": record.status})
+                run[planned.step] = {"seconds": record.seconds, **peaks.read()}
+        except VtryonError as exc:
+            left_out.append({"person": str(person), "garment": str(garment), "reason": str(exc)})
+            continue
+        samples.append(run)
+    if len(samples) < 2:
+        raise UsageError("the benchmark needs at least two pairs the profile can do; "
+                         + "; ".join(f"{Path(x['person']).name}: {x['reason']}" for x in left_out[:3]))
     out = {}
     for step, row in per_step.items():
-        warm = row.pop("warm")
-        cold = row.pop("cold")
+        cold, warm = samples[0][step], [s[step] for s in samples[1:]]
         out[step] = {
             **row,
             "cold_s": round(cold["seconds"], 4),
@@ -90,7 +102,7 @@ def step_times(target: Target, pairs: list[tuple[Path, Path]], warm_pairs: int =
             **{f"cold_{k}": v for k, v in cold.items() if k.startswith("cuda")},
             **{f"warm_{k}": max(w[k] for w in warm) for k in warm[0] if k.startswith("cuda")},
         }
-    return {"pairs_cold": 1, "pairs_warm": len(runs) - 1, "steps": out}
+    return {"pairs_cold": 1, "pairs_warm": len(samples) - 1, "left_out": left_out, "steps": out}
 
 
 def _rate(n_ok: int, seconds: float) -> float | None:
