@@ -14,6 +14,10 @@ LABEL_W = 260
 PALETTE = [(70, 130, 180), (230, 140, 40), (90, 170, 90), (200, 80, 80), (140, 100, 190)]  # RGB
 
 
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
 def _panel(title: str, labels: list[str], series: dict[str, list[float | None]], unit: str) -> np.ndarray:
     import cv2
 
@@ -36,7 +40,7 @@ def _panel(title: str, labels: list[str], series: dict[str, list[float | None]],
                 continue
             w = max(1, int(span * v / top)) if top > 0 else 1
             cv2.rectangle(img, (LABEL_W, y0 + 3), (LABEL_W + w, y0 + ROW - 3), colour, -1)
-            text = f"{v:.3g} {unit}"
+            text = f"{_fmt(v)} {unit}"
             cv2.putText(img, text, (LABEL_W + w + 6, y0 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         y += ROW * n_series + 8
     x = LABEL_W
