@@ -289,6 +289,24 @@ def test_kill_and_resume_redoes_nothing_finished_and_matches_an_uninterrupted_ru
     assert {r["id"]: r["status"] for r in report if r["id"] in BAD} == {k: "failed" for k in BAD}
 
 
+def test_bad_options_and_missing_checkpoints_stop_before_any_pair(pairs_csv: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vtryon.cli import app
+
+    runner = CliRunner()
+    base = ["batch", str(pairs_csv), "-o", str(tmp_path / "out")]
+    for extra, message in (
+        (["--profile", "embedded", "--use", "pose=nonexistent"], "no backend 'nonexistent'"),
+        (["--profile", "embedded", "--shard", "2/2"], "--shard '2/2'"),
+        (["--profile", "embedded", "--chunk", "0"], "--chunk 0"),
+        (["--profile", "cp-vton", "--models-dir", str(tmp_path / "empty")], "cpvton_gmm"),
+    ):
+        result = runner.invoke(app, base + extra)
+        assert result.exit_code == 2 and message in result.output, (extra, result.output)
+    assert not list((tmp_path / "out").glob("*.png")) and not (tmp_path / "out" / ".vtryon-batch" / "pairs").exists()
+
+
 def test_ray_path_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from vtryon.batch.ray_runner import run_ray
 

@@ -68,13 +68,13 @@ def test_step_major_loads_each_model_once_per_chunk_where_pair_by_pair_reloads(p
     elsewhere; here only loads, timings and memory are measured), two pairs, ``sequential``
     offload: a pair-by-pair loop loads both models for each pair, the step-major batch once."""
     pytest.importorskip("torch")
-    gan = pytest.importorskip("test_gan_tryon", reason="the random-checkpoint writer of tests/test_gan_tryon.py")
+    from checkpoint_writers import write_random_checkpoints
     from vtryon.bench.checkpoints import profile_checkpoints
     from vtryon.bench.measure import Target, pair_major, step_major
     from vtryon.models.pool import ModelPool
 
     models = tmp_path / "models"
-    extra = gan.write_random_checkpoints(["cpvton_gmm", "cpvton_tom"], models)
+    extra = write_random_checkpoints(["cpvton_gmm", "cpvton_tom"], models)
     rows = profile_checkpoints(["cpvton_gmm", "cpvton_tom"], lambda: ModelPool(models_dir=models, manifest=[extra]))
     assert [r["model"] for r in rows] == ["cpvton_gmm", "cpvton_tom"]
     for r in rows:

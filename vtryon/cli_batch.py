@@ -70,6 +70,7 @@ def batch(
     keep_work: Annotated[bool, typer.Option("--keep-work", help="Keep each finished pair's intermediate step files.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="Output image type of pairs the list does not name: png, jpg or webp.")] = "png",
     ray: Annotated[Optional[str], typer.Option("--ray", help="Run on Ray: `local` (start one here), `auto` (the running cluster) or ray://HOST:PORT. Needs `pip install vtryon\\[ray]`.")] = None,
+    use: Annotated[Optional[list[str]], typer.Option("--use", help="Override one step's backend: STEP=BACKEND, e.g. --use pose=openpose (repeatable).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (diffusion profiles).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Guidance scale (diffusion profiles).")] = None,
     models_dir: ModelsDir = None,
@@ -84,12 +85,13 @@ def batch(
     from vtryon.batch import BatchSettings, load_pairs, run_batch
     from vtryon.batch.pairs import parse_shard
     from vtryon.batch.report import print_summary
+    from vtryon.runner import parse_backend_overrides
 
     options = {k: v for k, v in {"steps": steps, "guidance": guidance}.items() if v is not None}
     settings = BatchSettings(
         output=output, work=work, profile=profile, device=device, precision=precision, offload=offload, seed=seed,
         chunk=chunk, keep_work=keep_work, shard=parse_shard(shard), models_dir=models_dir,
-        manifests=tuple(manifest or ()), options=options,
+        manifests=tuple(manifest or ()), options=options, backends=parse_backend_overrides(use or []),
     )
     pairs = load_pairs(source, garments, pairing=pairing, category=category, fmt="." + fmt.lstrip("."))
     summary = run_batch(settings, pairs, progress=None if as_json else RichProgress(), ray_address=ray)

@@ -27,6 +27,7 @@ class BatchSettings:
     models_dir: Path | None = None
     manifests: tuple[Path, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)  # --use STEP=BACKEND overrides
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -57,6 +58,7 @@ class BatchSettings:
             models_dir=self.models_dir,
             manifests=tuple(self.manifests),
             options=dict(self.options),
+            backends=dict(self.backends),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -78,12 +78,15 @@ def _apply(state: TryOnState, values: dict[str, Any], meta: dict[str, Any]) -> N
 
 class StepRunner:
     def __init__(self, settings: BatchSettings, work: WorkFolder | None = None) -> None:
-        from vtryon.runner import make_context, pick_device, resolve_profile
+        from vtryon.runner import make_context, pick_device, resolve_profile, with_backends
 
         self.settings = settings
         self.work = work or WorkFolder(settings.work, settings.who)
-        req = settings.request()
+        self.request = req = settings.request()
         self.profile, self.profile_reason = resolve_profile(req.profile, req.models_dir, req.manifests)
+        if req.backends:
+            self.profile = with_backends(self.profile, req.backends)
+            self.profile_reason += "; --use " + ", ".join(f"{k}={v}" for k, v in req.backends.items())
         self.device = pick_device(req.device, needs_torch=bool(self.profile.models()))
         self.base_ctx: RunContext = make_context(req, self.profile, self.device)
         self.pool = self.base_ctx.models
@@ -98,9 +101,9 @@ class StepRunner:
 
     def check_models(self) -> None:
         """Stop before any pair runs when a checkpoint of the profile is missing or broken."""
-        if self.pool is not None:
-            for model_id in self.profile.models():
-                self.pool.path(model_id)
+        from vtryon.runner import preflight
+
+        preflight(self.profile, self.request)
 
     # -- state ---------------------------------------------------------------------------------
     def new_state(self, pair: Pair) -> TryOnState:

@@ -168,11 +168,11 @@ def read_state_dict(path: Path, *, meta: bool = False, fmt: str | None = None) -
         from vtryon.models.torchscript_data import read_torchscript_state
 
         return read_torchscript_state(path, meta=meta)
-    kwargs: dict[str, Any] = {"weights_only": True, "map_location": "meta" if meta else "cpu"}
+    kwargs: dict[str, Any] = {"map_location": "meta" if meta else "cpu"}
     if fmt == TORCH_ZIP and not meta:
         kwargs["mmap"] = True
     try:
-        obj = torch.load(str(path), **kwargs)
+        obj = torch.load(str(path), weights_only=True, **kwargs)  # never unpickle code
     except pickle.UnpicklingError as exc:
         unsafe = _unsafe_message(exc)
         if unsafe:

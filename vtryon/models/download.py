@@ -327,10 +327,8 @@ def _truncate(path: Path) -> None:
 def _remove(path: Path) -> None:
     try:
         path.unlink()
-    except FileNotFoundError:
-        pass
     except OSError:
-        pass
+        pass  # already gone, or not ours to remove: a leftover temporary file is harmless
 
 
 # -- Hugging Face ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -139,7 +140,7 @@ class HashCache(_JsonTable):
             with self.update() as data:
                 data[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
         except OSError:
-            pass  # a read-only models folder: hash again next time
+            pass  # a read-only models folder: the file is hashed again when next verified  # a read-only models folder: hash again next time
         return digest
 
     def remember(self, path: Path, digest: str) -> None:
@@ -149,7 +150,7 @@ class HashCache(_JsonTable):
             with self.update() as data:
                 data[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
         except OSError:
-            pass
+            pass  # a read-only models folder: the file is hashed again when next verified
 
 
 class LockFile(_JsonTable):
@@ -170,7 +171,8 @@ class LockFile(_JsonTable):
 
 def _hf_repo_cached(repo: str) -> bool:
     """Whether the Hugging Face cache has a folder for ``repo`` (its documented layout)."""
-    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+    constants = sys.modules.get("huggingface_hub.constants")
+    cache = getattr(constants, "HF_HUB_CACHE", None) or os.environ.get("HF_HUB_CACHE") or os.path.join(
         os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
     )
     return os.path.isdir(os.path.join(cache, "models--" + repo.replace("/", "--")))
