@@ -80,7 +80,8 @@ def test_step_major_loads_each_model_once_per_chunk_where_pair_by_pair_reloads(p
     for r in rows:
         assert r["size_mb"] > 10 and r["raw_read_mb_s"] > 0 and r["loader_read_mb_s"] > 0 and r["pool_load_s"] > 0
 
-    target = Target("cp-vton", "cpu", models_dir=models, manifests=(extra,))
+    embedded = {"human_parsing": "embedded", "pose": "embedded", "cloth_segmentation": "embedded"}  # only GMM and TOM load
+    target = Target("cp-vton", "cpu", models_dir=models, manifests=(extra,), backends=embedded)
     pairs = [(photos / "person" / "01008_00.jpg", photos / "garment" / "00055_00.jpg"),
              (photos / "person" / "01861_00.jpg", photos / "garment" / "02015_00.jpg")]
     by_pair = pair_major(target, pairs, "sequential")

@@ -134,3 +134,12 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     save_image(np.full((16, 16, 3), 200, np.uint8), target)
     assert load_image(target)[0, 0, 0] == 200
     assert [p.name for p in tmp_path.iterdir()] == ["r.png"]
+
+
+def test_written_files_have_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    target = save_image(np.zeros((16, 16, 3), np.uint8), tmp_path / "r.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -112,6 +112,7 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Folder for bench.json and bench.png.")] = Path("out/bench"),
     chunk: Annotated[int, typer.Option(help="Chunk size of the step-major runs.")] = 8,
     no_processes: Annotated[bool, typer.Option("--no-processes", help="Skip the separate-process runs (`vtryon run` per pair, `vtryon batch`).")] = False,
+    use: Annotated[Optional[list[str]], typer.Option("--use", help="Override one step's backend: STEP=BACKEND (repeatable).")] = None,
     precision: Precision = "auto",
     models_dir: ModelsDir = None,
     manifest: Manifests = None,
@@ -120,11 +121,12 @@ def bench(
 ) -> None:
     """Measure a profile: per-step cold/warm time and memory, checkpoint load speed, pairs per minute (separate runs, one process, step-major batch), the offload tiers side by side. Writes JSON and a PNG chart."""
     from vtryon.bench.suite import BenchOptions, print_bench, run_bench
+    from vtryon.runner import parse_backend_overrides
 
     opts = BenchOptions(
         sources=list(sources or []), profile=profile, device=device, pairs=pairs, offloads=list(offload or []),
         out=out, chunk=chunk, processes=not no_processes, precision=precision, models_dir=models_dir,
-        manifests=tuple(manifest or ()),
+        manifests=tuple(manifest or ()), backends=parse_backend_overrides(use or []),
     )
     result = run_bench(opts, log=(lambda msg: err_console.print(msg, highlight=False)) if not as_json else None)
     if as_json:

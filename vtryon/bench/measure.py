@@ -26,15 +26,27 @@ class Target:
     precision: str = "auto"
     models_dir: Path | None = None
     manifests: tuple[Path, ...] = ()
+    backends: dict[str, str] = dataclasses.field(default_factory=dict)  # --use STEP=BACKEND
 
     def request(self, person: Path, garment: Path, output: Path, offload: str = "none") -> Any:
         from vtryon.runner import RunRequest
 
         return RunRequest(person=person, garment=garment, output=output, profile=self.profile, device=self.device,
-                          precision=self.precision, offload=offload, models_dir=self.models_dir, manifests=self.manifests)
+                          precision=self.precision, offload=offload, models_dir=self.models_dir, manifests=self.manifests,
+                          backends=dict(self.backends))
+
+    def resolved(self) -> Any:
+        """The profile with the --use overrides applied."""
+        from vtryon.profiles import get_profile
+        from vtryon.runner import with_backends
+
+        profile = get_profile(self.profile)
+        return with_backends(profile, self.backends) if self.backends else profile
 
     def cli_options(self) -> list[str]:
         opts = ["--profile", self.profile, "--device", self.device, "--precision", self.precision]
+        for step, name in self.backends.items():
+            opts += ["--use", f"{step}={name}"]
         if self.models_dir:
             opts += ["--models-dir", str(self.models_dir)]
         for m in self.manifests:
@@ -51,11 +63,10 @@ def _state(person: Path, garment: Path) -> Any:
 
 def _pipeline(target: Target, offload: str) -> Any:
     from vtryon.pipeline import Pipeline
-    from vtryon.profiles import get_profile
     from vtryon.runner import make_context
 
     req = target.request(Path("p.png"), Path("g.png"), Path("o.png"), offload)
-    profile = get_profile(target.profile)
+    profile = target.resolved()
     return Pipeline(profile, make_context(req, profile, target.device))
 
 
@@ -174,7 +185,8 @@ def step_major(target: Target, pairs: list[tuple[Path, Path]], offload: str, chu
     peaks = DevicePeaks(target.device)
     with tempfile.TemporaryDirectory(prefix="vtryon-bench-") as tmp:
         settings = BatchSettings(output=Path(tmp), profile=target.profile, device=target.device, precision=target.precision,
-                                 offload=offload, chunk=chunk, models_dir=target.models_dir, manifests=target.manifests)
+                                 offload=offload, chunk=chunk, models_dir=target.models_dir, manifests=target.manifests,
+                                 backends=dict(target.backends))
         peaks.reset()
         result = run_local(settings, listed)
     ok = sum(r["status"] == "done" for r in result.records)

@@ -39,6 +39,7 @@ class BenchOptions:
     precision: str = "auto"
     models_dir: Path | None = None
     manifests: tuple[Path, ...] = ()
+    backends: dict[str, str] = field(default_factory=dict)  # --use STEP=BACKEND
 
 
 def _machine(device: str) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
     from vtryon.bench import chart, measure
     from vtryon.bench.checkpoints import profile_checkpoints
     from vtryon.bench.sources import bench_pairs
-    from vtryon.runner import pick_device, resolve_profile
+    from vtryon.runner import pick_device, preflight, resolve_profile
 
     say = log or (lambda _msg: None)
     bad = [o for o in opts.offloads if o not in TIERS]
@@ -70,11 +71,13 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
         raise UsageError(f"--offload {bad[0]!r} is not one of: {', '.join(TIERS)}")
     if opts.pairs < 1:
         raise UsageError("--pairs: give at least 1")
-    profile, _reason = resolve_profile(opts.profile, opts.models_dir, opts.manifests)
+    base, _reason = resolve_profile(opts.profile, opts.models_dir, opts.manifests)
+    target = measure.Target(base.name, "cpu", opts.precision, opts.models_dir, opts.manifests, dict(opts.backends))
+    profile = target.resolved()
     model_ids = profile.models()
-    device = pick_device(opts.device, needs_torch=bool(model_ids))
+    target.device = device = pick_device(opts.device, needs_torch=bool(model_ids))
+    preflight(profile, target.request(Path("p.png"), Path("g.png"), Path("o.png")))
     pairs = bench_pairs(opts.sources, opts.pairs)
-    target = measure.Target(profile.name, device, opts.precision, opts.models_dir, opts.manifests)
     tiers = opts.offloads or list(TIERS)
     t0 = time.perf_counter()
     result: dict[str, Any] = {
