@@ -186,7 +186,9 @@ def manifest_table(model_id: str, path: Path) -> str:
     return toml_entry(model_id, **fields)
 
 
-def write_released_random_checkpoint(model_id: str, models_dir: Path, adjust: Adjust | None = None, seed: int = 0) -> str:
+def write_released_random_checkpoint(
+    model_id: str, models_dir: Path, adjust: Adjust | None = None, seed: int = 0
+) -> str:
     """Write ``<models_dir>/<id>/<file>`` (released container included); return its manifest table."""
     from vtryon.models.manifest import builtin_manifest
 

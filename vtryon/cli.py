@@ -97,10 +97,11 @@ def run(
 
 
 def _register_subcommands() -> None:
-    from vtryon import cli_batch, cli_models
+    from vtryon import cli_batch, cli_models, cli_quality
 
     cli_models.register(app)
     cli_batch.register(app)
+    cli_quality.register(app)
 
 
 _register_subcommands()

@@ -59,6 +59,7 @@ class Harmonize(Backend):
             out[y0:y1, x0:x1] = np.clip(balanced + 0.5, 0, 255).astype(np.uint8)
         changed = state.aux.get("changed_region")
         if changed is not None:
+            changed = np.asarray(changed) > 0
             out[~changed] = state.person[~changed]
         state.result = out
         state.aux["white_balance_gain"] = gain.round(4).tolist()

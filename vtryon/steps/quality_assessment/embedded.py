@@ -49,6 +49,8 @@ class ImageMetrics(Backend):
             state.quality = im.report({}, state.size, {"absent": "no try-on image was produced (the run stopped earlier)"})
             return
         changed = state.aux.get("changed_region")
+        if changed is not None:
+            changed = np.asarray(changed) > 0  # backends may write 0/255 or bool
         if result.shape[:2] != state.size:
             notes["resolution"] = "the result was upscaled; measured on the result resized to the person's size"
             import cv2
