@@ -4,8 +4,10 @@ A checkpoint written here has every tensor of the released file (names and shape
 ../shared/reference/layouts/<id>.json), inside the released container (the manifest entry's
 ``wrapper.keys``), under the manifest's file name at ``<models_dir>/<id>/<file>``. Its values
 are the architecture's own PyTorch initialisation (seeded), so the networks run and produce
-nonsense: these files test the chain's plumbing, never its numbers. The manifest table that
-registers a file carries its size and sha256, so the pool verifies it like a downloaded one.
+nonsense: these files test the chain's plumbing, never its numbers. A few tensors may be
+adjusted (``USABLE_OUTPUTS``) so that a step 01-03 backend's output can feed the next step
+instead of stopping the chain. The manifest table that registers a file carries its size and
+sha256, so the pool verifies it like a downloaded one.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def _tilt_for(n: int, target: float) -> tuple[float, float]:
 
 
 def openpose_draws_a_person(tensors: dict[str, torch.Tensor]) -> None:
+    """Rewrite the released-name tensors of ``body_pose_model.pth`` in place (see above)."""
     from vtryon.steps.pose.openpose import LIMBS, PAF_CHANNELS
 
     n_parts, hidden = len(SKELETON_CELLS), tensors["Mconv2_stage2_L2.weight"].shape[0]
