@@ -75,6 +75,14 @@ def draw_points(image: np.ndarray, points: np.ndarray, names: tuple[str, ...], c
     return out
 
 
+def draw_warped(person: np.ndarray, warped: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The warped garment over a darkened person: where step 05 puts it."""
+    out = (person * 0.35).astype(np.uint8)
+    m = mask > 127
+    out[m] = warped[m]
+    return out
+
+
 def draw_warp_grid(person: np.ndarray, map_xy: np.ndarray, step: int = 24) -> np.ndarray:
     """The garment's pixel grid as it lands on the person: iso-lines of the sampling map."""
     out = (person * 0.5).astype(np.uint8)

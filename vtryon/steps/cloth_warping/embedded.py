@@ -37,7 +37,6 @@ class RemapWarping(Backend):
     def pictures(self, state: TryOnState) -> dict[str, Any]:
         if state.warped_garment is None:
             return {}
-        out = (state.person * 0.35).astype(np.uint8)
-        m = state.warped_mask > 127
-        out[m] = state.warped_garment[m]
-        return {"warped garment": out}
+        from vtryon.visualize import draw_warped
+
+        return {"warped garment": draw_warped(state.person, state.warped_garment, state.warped_mask)}

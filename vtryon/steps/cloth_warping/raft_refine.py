@@ -120,10 +120,9 @@ class RaftRefinedWarping(Backend):
     def pictures(self, state: TryOnState) -> dict[str, Any]:
         if state.warped_garment is None:
             return {}
-        out = (state.person * 0.35).astype(np.uint8)
-        m = state.warped_mask > 127
-        out[m] = state.warped_garment[m]
-        pics = {"warped garment (tps+raft)": out}
+        from vtryon.visualize import draw_warped
+
+        pics = {"warped garment (tps+raft)": draw_warped(state.person, state.warped_garment, state.warped_mask)}
         flow = state.aux.get("raft_flow")
         tps = state.aux.get("raft_tps_only")
         if flow is not None and tps is not None:
