@@ -322,6 +322,22 @@ def split_body_regions(image: np.ndarray, obs: mpb.BodyObservation, person: np.n
         near = leftover & grow(limb[name], 0.08 * sw)
         parsing[near] = LIP[name]
         leftover &= ~near
+    # small skin-coloured islands inside clothing are print (leopard spots), not skin
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(leftover.astype(np.uint8), connectivity=8)
+    cloth_labels = [LIP["upper-clothes"], LIP["pants"], LIP["skirt"]]
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] > 0.03 * sw * sw:
+            continue
+        x, y, bw, bh = stats[i, :4]
+        box = np.s_[max(0, y - 3) : y + bh + 3, max(0, x - 3) : x + bw + 3]
+        island = labels[box] == i
+        ring = grow(island, 2) & ~island
+        around = parsing[box][ring]
+        is_cloth = np.isin(around, cloth_labels)
+        if len(around) and is_cloth.mean() > 0.6:
+            values, counts = np.unique(around[is_cloth], return_counts=True)
+            parsing[box][island] = values[counts.argmax()]
+            leftover[box][island] = False
     torso_skin |= leftover
     parsing[leftover] = LIP["face"]
     return BodyRegions(parsing, person, skin_all | torso_skin, torso_skin, sw)
