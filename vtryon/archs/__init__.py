@@ -39,6 +39,7 @@ ARCHITECTURES: dict[str, str] = {
     "mobile_sam": "vtryon.archs.mobile_sam",
     "deeplabv3": "vtryon.archs.deeplabv3",
     "raft": "vtryon.archs.raft",
+    "dpt_hybrid": "vtryon.archs.dpt_hybrid",
     "cpvton_gmm": "vtryon.archs.cpvton:GMM_ARCH",
     "cpvton_tom": "vtryon.archs.cpvton:TOM_ARCH",
     "vitonhd_seg": "vtryon.archs.vitonhd:SEG_ARCH",

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from vtryon.state import LIP, Keypoints, Warp
+from vtryon.vision.masks import capsule
 from vtryon.vision.garment_landmarks import SLEEVE_L, SLEEVE_R, TORSO, GarmentLandmarks
 
 GRID_STEP = 4  # the spline is evaluated every GRID_STEP pixels and interpolated
@@ -42,13 +43,15 @@ def _side_pair(kp: Keypoints, right_name: str, left_name: str) -> tuple[np.ndarr
     return r, l
 
 
-def _torso_extent(parsing: np.ndarray, centre_x: float, sw: float, torso_skin: np.ndarray | None = None) -> np.ndarray:
+def _torso_extent(parsing: np.ndarray, centre_x: float, sw: float, torso_skin: np.ndarray | None = None, arms: np.ndarray | None = None) -> np.ndarray:
     """Per row, the run of the old top and torso skin (not arms, hair, lower clothes or
     background) around the centre."""
     h, w = parsing.shape
     torso = np.isin(parsing, [LIP["upper-clothes"], LIP["coat"], LIP["dress"], LIP["jumpsuits"]])
     if torso_skin is not None:
         torso |= torso_skin
+    if arms is not None:  # a long sleeve hanging against the body is not the torso's width
+        torso &= ~arms
     out = np.full((h, 2), np.nan)
     c = int(np.clip(round(centre_x), 0, w - 1))
     lim = int(0.65 * sw)  # a torso is rarely wider; beyond that the run is an old sleeve or an arm
@@ -87,7 +90,14 @@ def body_anchors(kp: Keypoints, parsing: np.ndarray, person_mask: np.ndarray, to
     el_l, el_r = _side_pair(kp, "r-elbow", "l-elbow")
     wr_l, wr_r = _side_pair(kp, "r-wrist", "l-wrist")
     hip_l, hip_r = _side_pair(kp, "r-hip", "l-hip")
-    extent = _torso_extent(parsing, centre_x, sw, torso_skin)
+    # the arms below the armpits, sleeved or bare
+    arm_zone = np.zeros((h, w), bool)
+    for sh, el, wr in ((sh_l, el_l, wr_l), (sh_r, el_r, wr_r)):
+        if el is not None:
+            arm_zone |= capsule((h, w), [el, wr] if wr is not None else [el], 0.11 * sw)
+            mid = sh + 0.6 * (el - sh)
+            arm_zone |= capsule((h, w), [mid, el], 0.11 * sw)
+    extent = _torso_extent(parsing, centre_x, sw, torso_skin, arm_zone)
     for side, sh, el, wr in (("l", sh_l, el_l, wr_l), ("r", sh_r, el_r, wr_r)):
         # the armpit: where the arm's inner edge meets the torso, ~0.4 shoulder widths down
         armpit_y = sh[1] + 0.42 * sw

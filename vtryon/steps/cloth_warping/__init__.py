@@ -4,4 +4,5 @@
 BACKENDS: dict[str, str] = {
     "embedded": "vtryon.steps.cloth_warping.embedded:RemapWarping",
     "tps+raft": "vtryon.steps.cloth_warping.raft_refine:RaftRefinedWarping",
+    "embedded+depth": "vtryon.steps.cloth_warping.depth_aid:DepthAidedWarping",
 }
