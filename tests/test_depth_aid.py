@@ -152,7 +152,7 @@ def test_every_full_size_tensor_has_exactly_one_midas_name() -> None:
 
 
 def test_depth_backend_runs_through_the_pool_on_a_photo(tmp_path: Path, no_network: None) -> None:
-    from vtryon.imageio import read_rgb
+    from vtryon.imageio import load_image
     from vtryon.models.pool import ModelPool
     from vtryon.state import TryOnState, Warp
     from vtryon.steps.base import RunContext
@@ -166,8 +166,8 @@ def test_depth_backend_runs_through_the_pool_on_a_photo(tmp_path: Path, no_netwo
     small_midas_file(path, seed=3)
     extra = write_extra_manifest(models / "random-weights.toml", [manifest_table("dpt_hybrid_midas", path)])
 
-    person = read_rgb(PERSON)
-    garment = read_rgb(GARMENT)
+    person = load_image(PERSON, role="person")
+    garment = load_image(GARMENT, role="garment")
     h, w = person.shape[:2]
     gh, gw = garment.shape[:2]
     gmask = np.zeros((gh, gw), np.uint8)

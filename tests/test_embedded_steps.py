@@ -28,7 +28,7 @@ def _kp(state, name):
 @pytest.mark.parametrize("person", PERSONS, ids=lambda p: p.name)
 def test_parsing_regions_sit_where_the_body_is(person: Path) -> None:
     st = person_state(person)
-    parsing, kp = st.parsing, st.keypoints
+    parsing = st.parsing
     h, w = parsing.shape
     assert parsing.shape == st.person.shape[:2] and parsing.dtype == np.uint8 and parsing.max() < 20
     nose = _kp(st, "nose")

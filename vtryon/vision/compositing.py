@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from vtryon.state import LIP
-from vtryon.vision.garment_landmarks import SLEEVE_L, SLEEVE_R, TORSO
+from vtryon.vision.garment_landmarks import TORSO
 from vtryon.vision.masks import capsule, close, disk, feather, grow
 
 OLD_TOP_LABELS = (LIP["upper-clothes"], LIP["coat"])

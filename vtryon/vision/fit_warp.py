@@ -182,18 +182,14 @@ def _tps_map(dst: np.ndarray, src: np.ndarray, shape: tuple[int, int]) -> np.nda
     return m[:h, :w].astype(np.float32)
 
 
-def _strip_map(poly: list[np.ndarray], length: float, half_width: float | tuple[float, float], g_start: np.ndarray, g_axis: np.ndarray, scale: float, shape: tuple[int, int], back: float = 0.0) -> np.ndarray:
+def _strip_map(poly: list[np.ndarray], length: float, half_width: float, g_start: np.ndarray, g_axis: np.ndarray, scale: float, shape: tuple[int, int], back: float = 0.0) -> np.ndarray:
     """Map person pixels near the arm polyline onto the garment's straight sleeve axis.
 
     Arc length t along the polyline and signed offset s from it become
     ``g_start + t/scale * axis + s/scale * normal``. The first segment is extended ``back``
-    pixels before the polyline's start (negative t) to reach the shoulder cap. ``half_width``
-    may be (at the start, at the end): a sleeve is as wide as its armhole where it joins the
-    torso and as wide as its cuff at the end.
+    pixels before the polyline's start (negative t) to reach the shoulder cap.
     """
     h, w = shape
-    half_start, half_end = half_width if isinstance(half_width, tuple) else (half_width, half_width)
-    half_width = max(half_start, half_end)
     out = np.full((h, w, 2), -1.0, np.float32)
     pts = [np.asarray(p, np.float64) for p in poly]
     if len(pts) < 2:
@@ -230,8 +226,7 @@ def _strip_map(poly: list[np.ndarray], length: float, half_width: float | tuple[
         best_d[better], best_t[better], best_s[better] = d[better], acc + t[better], s[better]
         acc += seg
     best_t -= back
-    frac = np.clip(best_t / max(length, 1e-6), 0.0, 1.0)
-    inside = (best_d <= half_start + (half_end - half_start) * frac) & (best_t <= length)
+    inside = (best_d <= half_width) & (best_t <= length)
     g_n = np.array([-g_axis[1], g_axis[0]])
     gx = g_start[0] + best_t / scale * g_axis[0] + best_s / scale * g_n[0]
     gy = g_start[1] + best_t / scale * g_axis[1] + best_s / scale * g_n[1]

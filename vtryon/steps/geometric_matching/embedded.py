@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from vtryon.errors import NoGarmentFound, NoPersonFound, UsageError
 from vtryon.state import TryOnState
