@@ -24,7 +24,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH_FULL)
-	$(BIN)/python -m pip install --quiet -e ".[neural,diffusion,ray,test]"
+	$(BIN)/python -m pip install --quiet -e ".[neural,diffusion,ray,onnx,test]"
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo

@@ -210,3 +210,16 @@ def test_missing_checkpoint_names_the_file(tmp_path: Path, no_network: None) -> 
     with pytest.raises(CheckpointMissing) as err:
         DepthAidedWarping().run(state, ctx)
     assert FILE in str(err.value) and "vtryon download dpt_hybrid_midas" in str(err.value)
+
+
+def test_shading_darkens_the_flanks_of_a_rounded_surface_gently() -> None:
+    from vtryon.steps.cloth_warping.depth_aid import depth_shading
+
+    h, w = 200, 150
+    xx = np.mgrid[0:h, 0:w][1]
+    ridge = np.clip(1 - ((xx - 75) / 40.0) ** 2, 0, 1).astype(np.float32)  # a body-like bulge along x
+    shade = depth_shading(ridge)
+    assert shade.shape == (h, w) and 0.9 <= shade.min() and shade.max() <= 1.05
+    assert shade[100, 75] > shade[100, 50] + 0.03 and shade[100, 75] > shade[100, 100] + 0.03
+    assert shade[100, 5] == pytest.approx(shade[100, 75], abs=1e-4)  # flat facing the viewer: no change between them
+    np.testing.assert_allclose(depth_shading(np.zeros((h, w), np.float32)), shade[100, 75], atol=1e-5)

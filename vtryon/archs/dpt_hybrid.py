@@ -53,8 +53,7 @@ _POSTPROCESS = {
 
 def _rename(key: str) -> str:
     """The transformers name of one original tensor (the fused qkv keeps a ``.qkv.`` marker)."""
-    param = key.rsplit(".", 1)
-    body, leaf = param[0], param[1]
+    body, leaf = key.rsplit(".", 1)
     if key.startswith(_RESNET):
         rest = key[len(_RESNET):]
         if rest.startswith("stem.conv."):
@@ -152,9 +151,20 @@ def config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError as exc:
+        from vtryon.errors import UsageError
+
+        raise UsageError("DPT-Hybrid MiDaS depth needs transformers", hint='install it with `pip install "vtryon[neural]"`') from exc
+    return transformers
+
+
 def dpt_config(config: Mapping[str, Any]) -> Any:
     """The transformers ``DPTConfig`` of the DPT-hybrid MiDaS network at ``config``."""
-    from transformers import BitConfig, DPTConfig
+    tf = _transformers()
+    BitConfig, DPTConfig = tf.BitConfig, tf.DPTConfig
 
     widths = list(config["stage_widths"])
     grid = config["image_size"] // 16
@@ -196,12 +206,11 @@ FULL_CONFIG: dict[str, Any] = {
 
 def build(config: Mapping[str, Any]) -> Any:
     """``DPTForDepthEstimation`` at ``config`` (random init; the caller loads the weights)."""
-    from transformers import DPTForDepthEstimation
-
-    return DPTForDepthEstimation(dpt_config(config))
+    return _transformers().DPTForDepthEstimation(dpt_config(config))
 
 
 def example_input(config: Mapping[str, Any]) -> Any:
+    """transformers' hybrid embeddings accept only the configured size (384 for the release)."""
     import torch
 
-    return {"pixel_values": torch.zeros(1, 3, 64, 64)}
+    return {"pixel_values": torch.zeros(1, 3, config["image_size"], config["image_size"])}

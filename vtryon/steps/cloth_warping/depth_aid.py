@@ -24,7 +24,7 @@ MODEL_ID = "dpt_hybrid_midas"
 NET_SIZE = 384
 SHADE_RANGE = (0.9, 1.05)
 LIGHT = np.array([0.0, -0.4, 1.0]) / np.linalg.norm([0.0, -0.4, 1.0])  # from the viewer, a little above
-RELIEF = 8.0  # depth units (whole range = 1) per image width: how round the normals are
+RELIEF = 0.3  # the depth range [0, 1] as a height of this fraction of the image width: how round the normals are
 
 
 def relative_depth(model: Any, image: np.ndarray) -> np.ndarray:
@@ -55,9 +55,9 @@ def depth_shading(depth: np.ndarray, lo: float = SHADE_RANGE[0], hi: float = SHA
 
     h, w = depth.shape
     smooth = cv2.GaussianBlur(depth, (0, 0), max(1.0, 0.01 * max(h, w)))
-    scale = RELIEF * w / 8.0  # Sobel sums 8 pixel differences; relief per image width
-    dx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) * scale / w
-    dy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) * scale / w
+    scale = RELIEF * w / 8.0  # the 3x3 Sobel weighs 8 one-pixel differences
+    dx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) * scale
+    dy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) * scale
     # depth grows towards the viewer: the surface z = depth has normal (-dz/dx, -dz/dy, 1)
     normal = np.dstack([-dx, -dy, np.ones_like(dx)])
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vtryon.errors import NoPersonFound, UsageError
+from vtryon.errors import ModelError, NoPersonFound, UsageError
 from vtryon.state import TryOnState
 from vtryon.steps.base import RunContext
 from vtryon.steps.human_parsing.schp import SCHPAtr, SCHPLip, _SCHPParsing, schp_label_map
@@ -57,7 +57,7 @@ def _onnx_network(session: Any) -> Any:
             self.anchor = torch.nn.Parameter(torch.empty(0), requires_grad=False)
             self.input_name = session.get_inputs()[0].name
             if len(session.get_outputs()) <= FUSION_OUTPUT:
-                raise UsageError(
+                raise ModelError(
                     f"ONNX parsing model has {len(session.get_outputs())} output(s); SCHP's export has "
                     "parsing, fusion and edge",
                     hint="use OOTDiffusion's parsing_atr.onnx / parsing_lip.onnx",
