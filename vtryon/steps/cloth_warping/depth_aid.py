@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vtryon.errors import UsageError
+from vtryon.errors import PipelineError, UsageError
 from vtryon.state import TryOnState
 from vtryon.steps.base import Backend, RunContext
 
@@ -43,7 +43,7 @@ def relative_depth(model: Any, image: np.ndarray) -> np.ndarray:
     depth = pred[0, 0].cpu().numpy()
     lo, hi = float(depth.min()), float(depth.max())
     if not np.isfinite([lo, hi]).all():
-        raise ValueError("depth network returned non-finite values")
+        raise PipelineError("DPT-Hybrid MiDaS returned non-finite depth", hint="try --precision fp32")
     if hi - lo < 1e-8:  # a flat prediction: no depth order to give
         return np.zeros((h, w), np.float32)
     return ((depth - lo) / (hi - lo)).astype(np.float32)
