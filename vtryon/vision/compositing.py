@@ -160,6 +160,7 @@ def compose_upper(
     shoulder_width: float,
     hips: tuple[np.ndarray, np.ndarray] | None,
     neckline: list[list[float]] | None = None,
+    depth: np.ndarray | None = None,
 ) -> Composite:
     h, w = parsing.shape
     scale = float(max(h, w))
@@ -171,6 +172,8 @@ def compose_upper(
     face = (parsing == LIP["face"]) & ~torso_skin
     arm = np.isin(parsing, [LIP["left-arm"], LIP["right-arm"]])
     front = hair | face | (arm & (parts == TORSO))
+    if depth is not None:
+        front |= arm & _nearer_than_torso(depth, parsing, torso_skin)
     if neckline is not None:
         front |= torso_skin & _above_neckline((h, w), neckline)
     front_soft = feather(cv2.dilate(front.astype(np.uint8), disk(1)).astype(bool), 1.0)
@@ -229,6 +232,25 @@ def compose_upper(
     changed = cv2.dilate(((a > 0.002) | hole).astype(np.uint8), disk(2)).astype(bool)
     image[~changed] = person[~changed]  # outside the changed region: the photo, exactly
     return Composite(image, a, hole, changed)
+
+
+DEPTH_MARGIN = 0.05  # relative depth by which an arm must be nearer than the torso to stay in front
+
+
+def _nearer_than_torso(depth: np.ndarray, parsing: np.ndarray, torso_skin: np.ndarray) -> np.ndarray:
+    """Pixels clearly nearer the camera than the torso on the same rows (``depth``: larger =
+    nearer, [0, 1]): an arm crossing in front of a sleeve stays in front of it too."""
+    torso = np.isin(parsing, OLD_TOP_LABELS) | torso_skin
+    out = np.zeros(depth.shape, bool)
+    rows = np.nonzero(torso.any(1))[0]
+    if len(rows) == 0:
+        return out
+    ref = np.full(depth.shape[0], np.nan, np.float32)
+    for y in rows:
+        ref[y] = np.median(depth[y][torso[y]])
+    # rows without torso take the nearest row's reference
+    filled = np.interp(np.arange(depth.shape[0]), rows, ref[rows])
+    return depth > filled[:, None] + DEPTH_MARGIN
 
 
 def _above_neckline(shape: tuple[int, int], neckline: list[list[float]]) -> np.ndarray:

@@ -34,6 +34,7 @@ class CompositeFitting(Backend):
             state.aux["warped_parts"], skin, torso_skin, body.arms,
             (body.points["shoulder_l"], body.points["shoulder_r"]), body.shoulder_width, hips,
             neckline=state.warp.params.get("neckline") if state.warp is not None else None,
+            depth=state.aux.get("person_depth"),  # written by the embedded+depth warping backend
         )
         state.tryon = comp.image
         state.aux["changed_region"] = comp.changed
