@@ -209,9 +209,13 @@ def compose_upper(
             if len(poly) >= 2:
                 body |= capsule((h, w), poly, 0.2 * sw)
         body |= grow(_torso_polygon((h, w), shoulders, hips, sw), 0.05 * sw)
-        for tip in shoulders:  # the shoulder caps (straps of the old top rest there)
+        cx = 0.5 * (shoulders[0][0] + shoulders[1][0])
+        cols = np.arange(w)[None, :]
+        for tip in shoulders:  # the shoulder caps (straps of the old top rest there)...
             cv2.circle(m := np.zeros((h, w), np.uint8), (int(tip[0]), int(tip[1])), int(0.18 * sw), 1, -1)
-            body |= m.astype(bool)
+            # ...but beyond the shoulder's tip a wider old top (shoulder pads) had backdrop behind it
+            inward = cols >= tip[0] - 0.02 * sw if tip[0] < cx else cols <= tip[0] + 0.02 * sw
+            body |= m.astype(bool) & inward
         skin_hole = hole & body
         bg_hole = hole & ~body
         if bg_hole.any():
