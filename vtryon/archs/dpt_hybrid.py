@@ -205,7 +205,8 @@ FULL_CONFIG: dict[str, Any] = {
 
 
 def build(config: Mapping[str, Any]) -> Any:
-    """``DPTForDepthEstimation`` at ``config`` (random init; the caller loads the weights)."""
+    """``DPTForDepthEstimation`` at ``config``, empty: the loader builds it on the meta device and
+    fills every tensor strictly from the checkpoint."""
     return _transformers().DPTForDepthEstimation(dpt_config(config))
 
 

@@ -43,6 +43,18 @@ def to_lip(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[labels].astype(np.uint8)
 
 
+def require_person(parsing: np.ndarray, person_path: object, model: str) -> np.ndarray:
+    """``parsing``, unless the model labelled everything background: then NoPersonFound."""
+    if not parsing.any():
+        from vtryon.errors import NoPersonFound
+
+        raise NoPersonFound(
+            f"person image {person_path}: {model} found no person",
+            hint="use a photo showing the person's upper body, facing the camera",
+        )
+    return parsing
+
+
 def flip_permutation(n_classes: int = len(LIP_LABELS)) -> list[int]:
     """Channel order that turns the logits of a flipped image into those of the original."""
     perm = list(range(n_classes))

@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vtryon.errors import NoPersonFound, UsageError
+from vtryon.errors import UsageError
 from vtryon.state import TryOnState
 from vtryon.steps.base import Backend, RunContext
-from vtryon.vision.parsing_labels import CIHP_TO_LIP, flip_permutation, parsing_pictures, to_lip
+from vtryon.vision.parsing_labels import CIHP_TO_LIP, flip_permutation, parsing_pictures, require_person, to_lip
 
 SCALES = (1.0, 0.5, 0.75, 1.25, 1.5, 1.75)  # inference.py's scale_list
 MAX_SIDE = 512
@@ -87,13 +87,7 @@ class GraphonomyParsing(Backend):
             f = max_side / max(h, w)
             work = cv2.resize(work, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         labels = argmax_resized(graphonomy_logits(model, work, scales), (h, w))
-        parsing = to_lip(labels, CIHP_TO_LIP)
-        if not parsing.any():
-            raise NoPersonFound(
-                f"person image {state.person_path}: graphonomy found no person",
-                hint="use a photo showing the person's upper body, facing the camera",
-            )
-        state.parsing = parsing
+        state.parsing = require_person(to_lip(labels, CIHP_TO_LIP), state.person_path, "graphonomy")
 
     def pictures(self, state: TryOnState) -> dict[str, Any]:
         return parsing_pictures(state.person, state.parsing)

@@ -13,10 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vtryon.errors import NoPersonFound
 from vtryon.state import TryOnState
 from vtryon.steps.base import Backend, RunContext
-from vtryon.vision.parsing_labels import ATR_TO_LIP, LIP_TO_LIP, parsing_pictures, to_lip
+from vtryon.vision.parsing_labels import ATR_TO_LIP, LIP_TO_LIP, parsing_pictures, require_person, to_lip
 
 # BGR order: the ImageNet RGB statistics reversed, as the extractor passes them
 MEAN_BGR = (0.406, 0.456, 0.485)
@@ -49,15 +48,13 @@ class _SCHPParsing(Backend):
     input_hw: ClassVar[tuple[int, int]] = (473, 473)
     to_lip_table: ClassVar[np.ndarray] = LIP_TO_LIP
 
+    def network(self, ctx: RunContext) -> Any:
+        """The SCHP network (a runtime other than torch overrides this)."""
+        return ctx.models.load(self.models[0])
+
     def run(self, state: TryOnState, ctx: RunContext) -> None:
-        model = ctx.models.load(self.models[0])
-        parsing = to_lip(schp_label_map(model, state.person, self.input_hw), self.to_lip_table)
-        if not parsing.any():
-            raise NoPersonFound(
-                f"person image {state.person_path}: {self.name} found no person",
-                hint="use a photo showing the person's upper body, facing the camera",
-            )
-        state.parsing = parsing
+        labels = schp_label_map(self.network(ctx), state.person, self.input_hw)
+        state.parsing = require_person(to_lip(labels, self.to_lip_table), state.person_path, self.name)
 
     def pictures(self, state: TryOnState) -> dict[str, Any]:
         return parsing_pictures(state.person, state.parsing)

@@ -16,11 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vtryon.errors import ModelError, NoPersonFound, UsageError
-from vtryon.state import TryOnState
+from vtryon.errors import ModelError, UsageError
 from vtryon.steps.base import RunContext
-from vtryon.steps.human_parsing.schp import SCHPAtr, SCHPLip, _SCHPParsing, schp_label_map
-from vtryon.vision.parsing_labels import to_lip
+from vtryon.steps.human_parsing.schp import SCHPAtr, SCHPLip, _SCHPParsing
 
 FUSION_OUTPUT = 1  # parsing_api.onnx_inference: output[1][0] are the fusion logits
 
@@ -71,15 +69,8 @@ def _onnx_network(session: Any) -> Any:
 
 
 class _SCHPOnnxParsing(_SCHPParsing):
-    def run(self, state: TryOnState, ctx: RunContext) -> None:
-        network = _onnx_network(onnx_session(ctx.models.path(self.models[0])))
-        parsing = to_lip(schp_label_map(network, state.person, self.input_hw), self.to_lip_table)
-        if not parsing.any():
-            raise NoPersonFound(
-                f"person image {state.person_path}: {self.name} found no person",
-                hint="use a photo showing the person's upper body, facing the camera",
-            )
-        state.parsing = parsing
+    def network(self, ctx: RunContext) -> Any:
+        return _onnx_network(onnx_session(ctx.models.path(self.models[0])))
 
 
 class SCHPAtrOnnx(_SCHPOnnxParsing):
